@@ -1,0 +1,73 @@
+// Command ferretdb runs FerretDB v1.24.2 with the SQLite handler as the local,
+// MongoDB-compatible database for development and tests. Production uses real
+// MongoDB; this exists because mongod cannot be installed on our machines.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
+	dir := flag.String("dir", "./data", "directory for the SQLite files (one per database)")
+	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn, error")
+	lifeline := flag.Bool("stdin-lifeline", false, "exit when standard input closes (the parent died)")
+	flag.Parse()
+
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		fail(err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		fail(err)
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fail(err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    logger,
+	})
+	if err != nil {
+		fail(err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// A parent that dies without cleaning up (SIGKILL, crash) must not leave the database
+	// running: its end of our stdin closes, and we stop.
+	if *lifeline {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
+
+	// The parent process waits for this line to know the port accepts connections.
+	fmt.Printf("ferretdb ready %s\n", f.MongoDBURI())
+	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "ferretdb:", err)
+	os.Exit(1)
+}

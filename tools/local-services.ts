@@ -1,0 +1,135 @@
+// Local services for development, tests and benchmarks: the FerretDB build under
+// tools/ferretdb (MongoDB wire protocol on SQLite) and a redis-server. Production never uses
+// this: it sets MONGODB_URL and REDIS_URL.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+/** The repository root (this file is dist/tools/local-services.js once built). */
+export const ROOT = path.resolve(__dirname, '..', '..');
+const FERRET_SRC = path.join(ROOT, 'tools', 'ferretdb');
+export const FERRET_BIN = path.join(ROOT, '.local', 'bin', 'ferretdb');
+
+export interface LocalService {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.setTimeout(500);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** Builds the FerretDB binary when it is missing or older than its sources. */
+export function buildFerretDb(say: (msg: string) => void = () => undefined): string {
+  const sources = readdirSync(FERRET_SRC).filter((f) => f.endsWith('.go') || f === 'go.mod' || f === 'go.sum');
+  const newest = Math.max(...sources.map((f) => statSync(path.join(FERRET_SRC, f)).mtimeMs));
+  if (existsSync(FERRET_BIN) && statSync(FERRET_BIN).mtimeMs >= newest) return FERRET_BIN;
+  say('building the local database (FerretDB, Go); the first build takes a minute or two');
+  const r = spawnSync('go', ['build', '-o', FERRET_BIN, '.'], { cwd: FERRET_SRC, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.error) throw new Error(`cannot run the Go compiler (${r.error.message}); install Go or set MONGODB_URL`);
+  if (r.status !== 0) throw new Error('building the local database failed; see the Go output above');
+  return FERRET_BIN;
+}
+
+function waitForLine(child: ChildProcess, marker: string, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${timeoutMs} ms: ${err.slice(-2000)}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes(marker));
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with code ${code}: ${err.slice(-2000)}`));
+    });
+  });
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    });
+}
+
+/** Starts FerretDB on the given port (0 = any free one) with its data under dataDir. */
+export async function startFerretDb(dataDir: string, port = 0, say?: (msg: string) => void): Promise<LocalService> {
+  const bin = buildFerretDb(say);
+  mkdirSync(dataDir, { recursive: true });
+  const p = port || (await freePort());
+  const child = spawn(bin, ['-listen', `127.0.0.1:${p}`, '-dir', dataDir, '-stdin-lifeline'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await waitForLine(child, 'ferretdb ready', 60_000, 'FerretDB');
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return { url: `mongodb://127.0.0.1:${p}/`, stop: stopper(child) };
+}
+
+export interface RedisOptions {
+  port?: number;
+  /** Directory for an append-only file; without it Redis keeps nothing on disk. */
+  aofDir?: string;
+}
+
+/** Starts a private redis-server (tests of durability use aofDir). */
+export async function startRedis(opts: RedisOptions = {}): Promise<LocalService> {
+  const port = opts.port || (await freePort());
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no'];
+  if (opts.aofDir) {
+    mkdirSync(opts.aofDir, { recursive: true });
+    args.push('--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.aofDir);
+  } else {
+    args.push('--appendonly', 'no');
+  }
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.once('error', () => undefined);
+  await waitForLine(child, 'Ready to accept connections', 15_000, 'redis-server');
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return { url: `redis://127.0.0.1:${port}`, stop: stopper(child) };
+}
+
+/** The local Redis on 6379 when one answers, else a new one on that port. */
+export async function useOrStartRedis(say: (msg: string) => void): Promise<LocalService> {
+  if (await portAnswers(6379)) {
+    say('using the Redis at 127.0.0.1:6379');
+    return { url: 'redis://127.0.0.1:6379', stop: async () => undefined };
+  }
+  say('no Redis at 127.0.0.1:6379; starting redis-server there (nothing kept on disk)');
+  return startRedis({ port: 6379 });
+}
