@@ -1,0 +1,78 @@
+// Write-behind buffer for writes that the reply to the CPE does not wait for (session records,
+// rollups). Collects bulkWrite operations and sends them in one round trip every interval or
+// when the buffer is full, so a busy ACS makes a handful of database calls per flush instead of
+// several per session.
+import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
+import type { Logger } from './logger';
+
+export class BatchWriter<T extends Document> {
+  private ops: AnyBulkWriteOperation<T>[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> = Promise.resolve();
+  private failures = 0;
+
+  constructor(
+    private readonly collection: Collection<T>,
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly maxOps = 1000,
+  ) {}
+
+  add(op: AnyBulkWriteOperation<T>): void {
+    this.ops.push(op);
+    if (this.ops.length >= this.maxOps) void this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
+  }
+
+  get pending(): number {
+    return this.ops.length;
+  }
+
+  /** Writes everything buffered so far; resolves when it is stored (or failed and re-queued). */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const ops = this.ops;
+    this.ops = [];
+    // Flushes are chained so a later flush never overtakes an earlier one (an upsert that opens
+    // a record must not land after the update that closes it).
+    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops) : undefined));
+    return this.inFlight;
+  }
+
+  private async write(ops: AnyBulkWriteOperation<T>[]): Promise<void> {
+    try {
+      await this.collection.bulkWrite(ops, { ordered: true });
+      this.failures = 0;
+    } catch (err) {
+      const failedAt = firstWriteErrorIndex(err);
+      if (failedAt !== null) {
+        // Ordered bulk: everything before the failed op is stored, the failed op can never
+        // succeed (e.g. a document the server refuses); retrying those would double-count $inc.
+        this.log.error({ err: (err as Error).message, collection: this.collection.collectionName }, 'batched write refused one operation; dropped it');
+        const rest = ops.slice(failedAt + 1);
+        if (rest.length) this.ops = rest.concat(this.ops);
+        if (this.ops.length && !this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
+        return;
+      }
+      // Keep the records: put them back in front and try again on the next flush, with a
+      // growing delay so a down database is not hammered.
+      this.failures += 1;
+      this.log.error({ err: (err as Error).message, collection: this.collection.collectionName, ops: ops.length }, 'batched write failed; will retry');
+      this.ops = ops.concat(this.ops);
+      if (!this.timer) {
+        const delay = Math.min(30_000, this.intervalMs * 2 ** Math.min(this.failures, 10));
+        this.timer = setTimeout(() => void this.flush(), delay);
+      }
+    }
+  }
+}
+
+function firstWriteErrorIndex(err: unknown): number | null {
+  const writeErrors = (err as { writeErrors?: { index: number }[] | { index: number } }).writeErrors;
+  if (!writeErrors) return null;
+  const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+  return list.length ? Math.min(...list.map((e) => e.index)) : null;
+}

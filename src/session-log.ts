@@ -1,0 +1,123 @@
+// The session log: owner of the `sessions` collection. One record per CWMP session, opened at
+// the first request and closed when the session ends however it ends. Both writes go through
+// a write-behind buffer as idempotent upserts ($setOnInsert to open, $set to close), so they
+// may land in either order and a retried flush changes nothing.
+import type { Collection, Db } from 'mongodb';
+import { BatchWriter } from './batch-writer';
+import type { Logger } from './logger';
+import type { Rollups } from './rollups';
+
+export type SessionOutcome = 'completed' | 'fault' | 'timeout' | 'aborted';
+
+export interface RpcRecord {
+  method: string;
+  outcome: 'response' | 'fault' | 'unanswered';
+  faultCode?: number;
+}
+
+export interface SessionOpen {
+  _id: string;
+  device: string;
+  connectedAt: Date;
+  events: string[];
+  remote: string;
+  process: string;
+  cwmpVersion?: string;
+}
+
+export interface SessionClose {
+  disconnectedAt: Date;
+  outcome: SessionOutcome;
+  rpcs: RpcRecord[];
+  cpeRequests: string[];
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  error?: string;
+}
+
+export interface SessionDoc extends SessionOpen, Partial<SessionClose> {
+  /** 'open' until closed. */
+  status: 'open' | 'closed';
+  durationMs?: number;
+}
+
+export class SessionLog {
+  readonly col: Collection<SessionDoc>;
+  readonly writer: BatchWriter<SessionDoc>;
+
+  constructor(db: Db, log: Logger, flushIntervalMs: number, private readonly rollups: Rollups) {
+    this.col = db.collection<SessionDoc>('sessions');
+    this.writer = new BatchWriter(this.col, log, flushIntervalMs);
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.col.createIndexes([
+      { key: { device: 1, connectedAt: -1 } },
+      { key: { connectedAt: 1 } },
+      { key: { status: 1, process: 1 } },
+    ]);
+  }
+
+  open(s: SessionOpen): void {
+    this.writer.add({
+      updateOne: { filter: { _id: s._id }, update: { $setOnInsert: { ...s, status: 'open' } }, upsert: true },
+    });
+  }
+
+  /** Closes the record and adds it to the daily rollups. */
+  close(s: SessionOpen, c: SessionClose): void {
+    const durationMs = Math.max(0, c.disconnectedAt.getTime() - s.connectedAt.getTime());
+    const { _id, ...openFields } = s;
+    this.writer.add({
+      updateOne: {
+        filter: { _id },
+        update: { $set: { ...openFields, ...c, status: 'closed', durationMs } },
+        upsert: true,
+      },
+    });
+    this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt: c.disconnectedAt, outcome: c.outcome, events: s.events });
+  }
+
+  async flush(): Promise<void> {
+    await this.writer.flush();
+    await this.rollups.writer.flush();
+  }
+
+  /**
+   * Closes records left open by ACS processes that are gone (crashed or killed): their
+   * disconnect time is the last moment the process was known alive, never later. Each record
+   * is claimed with a conditional update, so two processes sweeping at once count it once.
+   * Returns the ids of the sessions it closed.
+   */
+  async closeOrphans(isAlive: (process: string) => boolean, lastSeen: (process: string) => Date | undefined): Promise<string[]> {
+    const open = await this.col.find({ status: 'open' }).toArray();
+    const closed: string[] = [];
+    for (const s of open) {
+      if (isAlive(s.process)) continue;
+      const seen = lastSeen(s.process);
+      const disconnectedAt = seen && seen > s.connectedAt ? seen : s.connectedAt;
+      const close: SessionClose = {
+        disconnectedAt,
+        outcome: 'aborted',
+        rpcs: [],
+        cpeRequests: [],
+        requests: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        error: 'the ACS process handling this session stopped',
+      };
+      const durationMs = disconnectedAt.getTime() - s.connectedAt.getTime();
+      const res = await this.col.updateOne({ _id: s._id, status: 'open' }, { $set: { ...close, status: 'closed', durationMs } });
+      if (!res.modifiedCount) continue;
+      this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt, outcome: 'aborted', events: s.events });
+      closed.push(s._id);
+    }
+    await this.rollups.writer.flush();
+    return closed;
+  }
+
+  async forDevice(device: string, limit = 100): Promise<SessionDoc[]> {
+    return this.col.find({ device }).sort({ connectedAt: -1 }).limit(limit).toArray();
+  }
+}
