@@ -100,7 +100,8 @@ export class CwmpServer {
 
   private start(server: http.Server | https.Server, host: string, port: number): Promise<number> {
     // A CPE's connection stays open for its whole session, between requests too.
-    server.keepAliveTimeout = this.opts.sessionTimeoutMs;
+    // Longer than the session timeout, so the idle timer (not Node) decides how a session ends.
+    server.keepAliveTimeout = this.opts.sessionTimeoutMs + 5_000;
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
     this.servers.push(server);

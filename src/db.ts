@@ -1,6 +1,6 @@
 // MongoDB connection. Collections are owned by the modules named in README (one owner each);
 // this module only connects and hands out the Db.
-import { Db, MongoClient } from 'mongodb';
+import { Db, MongoClient, type Collection, type IndexDescription } from 'mongodb';
 
 export interface Database {
   client: MongoClient;
@@ -17,4 +17,13 @@ export async function connectDatabase(url: string, dbName: string): Promise<Data
   await client.connect();
   const db = client.db(dbName);
   return { client, db, close: () => client.close() };
+}
+
+/**
+ * Creates indexes one at a time. FerretDB 1.24 panics (and drops the connection) when one
+ * createIndexes call names several indexes and some already exist — which is every start after
+ * the first — so never batch them.
+ */
+export async function ensureIndexes(col: Collection<any>, specs: IndexDescription[]): Promise<void> {
+  for (const spec of specs) await col.createIndexes([spec]);
 }

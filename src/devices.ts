@@ -7,6 +7,7 @@ import type { Collection, Db } from 'mongodb';
 import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types';
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
+import { ensureIndexes } from './db';
 
 export interface StoredParam {
   /** value */
@@ -61,7 +62,7 @@ export class Devices {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.col.createIndexes([
+    await ensureIndexes(this.col, [
       { key: { lastInformAt: 1 } },
       { key: { 'deviceId.oui': 1 } },
       { key: { 'deviceId.productClass': 1 } },

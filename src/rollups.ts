@@ -3,6 +3,7 @@
 import type { Collection, Db } from 'mongodb';
 import { BatchWriter } from './batch-writer';
 import type { Logger } from './logger';
+import { ensureIndexes } from './db';
 
 export interface DailyDoc {
   _id: string; // `${device}|${day}`
@@ -45,7 +46,7 @@ export class Rollups {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.col.createIndexes([{ key: { day: 1 } }, { key: { device: 1, day: 1 } }]);
+    await ensureIndexes(this.col, [{ key: { day: 1 } }, { key: { device: 1, day: 1 } }]);
   }
 
   /** Adds a closed session: its count and boots to the day it started, its time to each day it spans. */

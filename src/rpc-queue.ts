@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type { AcsRequest, CpeResponse, SoapFault } from '../cwmp/types';
 import type { Redis } from './redis';
+import { ensureIndexes } from './db';
 
 export type QueueStatus = 'queued' | 'sent' | 'done' | 'fault' | 'cancelled';
 
@@ -48,7 +49,7 @@ export class RpcQueue {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.col.createIndexes([{ key: { device: 1, status: 1, createdAt: 1 } }, { key: { status: 1, session: 1 } }]);
+    await ensureIndexes(this.col, [{ key: { device: 1, status: 1, createdAt: 1 } }, { key: { status: 1, session: 1 } }]);
   }
 
   /** Rebuilds the Redis hint from the database (Redis may have restarted empty). */

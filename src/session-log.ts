@@ -6,6 +6,7 @@ import type { Collection, Db } from 'mongodb';
 import { BatchWriter } from './batch-writer';
 import type { Logger } from './logger';
 import type { Rollups } from './rollups';
+import { ensureIndexes } from './db';
 
 export type SessionOutcome = 'completed' | 'fault' | 'timeout' | 'aborted';
 
@@ -52,7 +53,7 @@ export class SessionLog {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.col.createIndexes([
+    await ensureIndexes(this.col, [
       { key: { device: 1, connectedAt: -1 } },
       { key: { connectedAt: 1 } },
       { key: { status: 1, process: 1 } },
