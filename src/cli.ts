@@ -1,9 +1,12 @@
 // Command line: `acs start` runs the ACS. Without MONGODB_URL / REDIS_URL it starts the local
-// development services first and says so.
+// development services first and says so. `acs token create|list|revoke` manages operator
+// API tokens (see tokenCommand below).
 import path from 'node:path';
 import { startAcs } from './app';
 import { cpeAuthProblem, loadConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
+import { connectDatabase } from './db';
+import { Operators, ROLES, type Role } from './operators';
 import { ROOT, startFerretDb, useOrStartRedis, type LocalService } from '../tools/local-services';
 
 async function start(): Promise<void> {
@@ -53,6 +56,8 @@ async function start(): Promise<void> {
     process.exit(1);
   }
   log.info(`CWMP listening on http://${config.cwmpHost}:${acs.cwmpPort}/` + (acs.cwmpsPort ? ` and https port ${acs.cwmpsPort}` : ''));
+  log.info(`operator API listening on http://${config.apiHost}:${acs.apiPort}/api/v1 (OpenAPI: /api/v1/openapi.json)`);
+  if (!config.adminToken) log.info('ACS_ADMIN_TOKEN is not set: create API tokens with `npx acs token create --role admin --name <you>`');
   // A plain line too, for scripts that wait for the ACS (bench, demo) whatever the log level.
   if (!log.isLevelEnabled('info')) process.stdout.write(`CWMP listening on port ${acs.cwmpPort}\n`);
 
@@ -69,13 +74,119 @@ async function start(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
+// ---- acs token … ----------------------------------------------------------------------------
+
+const TOKEN_USAGE = `usage:
+  acs token create --role viewer|operator|admin --name <name>   prints the new token (once)
+  acs token list [--all]                                        accounts (--all: revoked too)
+  acs token revoke <id or name>`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`--${name}=`));
+  return eq?.slice(name.length + 3);
+}
+
+/**
+ * Operator tokens, straight in the database (MONGODB_URL / MONGODB_DB). Without MONGODB_URL it
+ * uses the local development database in ACS_DATA_DIR, as `acs start` does.
+ */
+async function tokenCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (!sub || !['create', 'list', 'revoke'].includes(sub)) {
+    console.error(TOKEN_USAGE);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(`configuration error: ${(err as Error).message}`);
+    return 2;
+  }
+  let role: Role | undefined;
+  let name: string | undefined;
+  if (sub === 'create') {
+    const r = flag(rest, 'role');
+    name = flag(rest, 'name');
+    if (!r || !(ROLES as readonly string[]).includes(r) || !name || !/^[A-Za-z0-9_.@ -]{1,64}$/.test(name)) {
+      console.error('acs token create needs --role viewer|operator|admin and --name (letters, digits, space, _ . @ -)');
+      console.error(TOKEN_USAGE);
+      return 2;
+    }
+    role = r as Role;
+  }
+  if (sub === 'revoke' && !rest[0]) {
+    console.error(TOKEN_USAGE);
+    return 2;
+  }
+  let local: LocalService | undefined;
+  let url = config.mongodbUrl;
+  if (!url) {
+    const dir = path.resolve(ROOT, config.dataDir, 'db');
+    console.error(`MONGODB_URL is not set: using the local development database in ${dir}`);
+    local = await startFerretDb(dir, 0, (m) => console.error(m));
+    url = local.url;
+  }
+  const database = await connectDatabase(url, config.mongodbDb);
+  try {
+    const ops = new Operators(database.db);
+    await ops.ensureIndexes();
+    if (sub === 'create') {
+      const { operator, token } = await ops.create(name!, role!, `cli:${process.env.USER ?? 'unknown'}`);
+      console.error(`created ${operator._id} (${operator.name}, ${operator.role}); the token is shown only now:`);
+      process.stdout.write(token + '\n');
+      return 0;
+    }
+    if (sub === 'list') {
+      const list = await ops.list(rest.includes('--all'));
+      if (!list.length) console.error('no operator accounts (ACS_ADMIN_TOKEN works as an admin token)');
+      for (const o of list) {
+        const used = o.lastUsedAt ? o.lastUsedAt.toISOString() : 'never';
+        const revoked = o.revokedAt ? `  REVOKED ${o.revokedAt.toISOString()}` : '';
+        process.stdout.write(`${o._id}  ${o.role.padEnd(8)}  ${o.name}  token ${o.tokenPrefix}…  created ${o.createdAt.toISOString()}  last used ${used}${revoked}\n`);
+      }
+      return 0;
+    }
+    const key = rest[0];
+    let target = await ops.get(key);
+    if (!target) {
+      const named = await ops.byName(key);
+      if (named.length > 1) {
+        console.error(`${named.length} active accounts are named "${key}": revoke by id (acs token list)`);
+        return 1;
+      }
+      target = named[0] ?? null;
+    }
+    if (!target) {
+      console.error(`no account with id or name "${key}"`);
+      return 1;
+    }
+    await ops.revoke(target._id, `cli:${process.env.USER ?? 'unknown'}`);
+    console.error(`revoked ${target._id} (${target.name})`);
+    return 0;
+  } finally {
+    await database.close();
+    await local?.stop();
+  }
+}
+
 function usage(log?: Logger): never {
-  const text = 'usage: acs start';
+  const text = 'usage: acs start | acs token create|list|revoke (acs token for details)';
   if (log) log.error(text);
   else console.error(text);
   process.exit(2);
 }
 
-const [command] = process.argv.slice(2);
+const [command, ...args] = process.argv.slice(2);
 if (command === 'start') void start();
-else usage();
+else if (command === 'token') {
+  tokenCommand(args).then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(`acs token: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
+} else usage();

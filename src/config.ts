@@ -17,6 +17,30 @@ export interface Config {
   tlsCert?: string;
   tlsKey?: string;
   apiPort: number;
+  /** Operator API listener address. */
+  apiHost: string;
+  /** Accepted as an admin bearer token (a fresh install is usable before any account exists). */
+  adminToken?: string;
+  /** Largest JSON body the operator API reads (bytes). */
+  apiMaxBodyBytes: number;
+  /** Check every API response against its documented schema (tests; answers 500 on a mismatch). */
+  apiCheckResponses: boolean;
+  /** express "trust proxy" for client addresses in the audit log (e.g. "loopback", "1"); unset = off. */
+  trustProxy?: string;
+  /** Serve /metrics without a token (for scrapers that cannot send one). */
+  metricsPublic: boolean;
+  /** Periodic inform interval (s) assumed for devices that do not report theirs (online state). */
+  informIntervalS: number;
+  /** Default lifetime of a task (s). */
+  taskExpirySeconds: number;
+  /** Default retries of a task whose attempts fault transiently. */
+  taskMaxRetries: number;
+  /** First retry delay (ms), doubled for each further retry. */
+  taskRetryBackoffMs: number;
+  /** How often due task retries are queued and old tasks expired (ms). */
+  taskSweepMs: number;
+  /** How often campaigns are advanced (ms). */
+  campaignTickMs: number;
   /** CPE authentication; undefined means "not configured" (see cpeAuthProblem). */
   cpeAuth?: CpeAuthMode;
   cpeUsername?: string;
@@ -33,6 +57,51 @@ export interface Config {
   logLevel: string;
   /** Directory for the local database and other development state. */
   dataDir: string;
+  /**
+   * Master key (32 bytes, hex or base64) for encrypting stored secrets and signing file URLs.
+   * Required in production; development generates one into <dataDir>/secret.key.
+   */
+  secretKey?: string;
+  /** Connection requests: the ACS sets random per-device credentials at BOOTSTRAP. */
+  crProvision: boolean;
+  /** Connection requests: deadline for the whole HTTP exchange (ms). */
+  crTimeoutMs: number;
+  /** Connection requests: at most one per device in this interval unless forced (ms). */
+  crMinIntervalMs: number;
+  /** Connection requests: Basic authentication never, only over https (default), or always. */
+  crBasic: 'never' | 'https' | 'always';
+  /** Connection requests: verify the CPE's certificate for https ConnectionRequestURLs. */
+  crTlsVerify: boolean;
+  /** UDP connection requests (TR-069 Annex G): datagrams sent per wake. */
+  crUdpRepeats: number;
+  /** What CPEs see as the file server's base URL; default http://<cwmp host>:<cwmp port>. */
+  filesBaseUrl?: string;
+  /** Lifetime of signed file URLs (seconds). */
+  fileUrlTtlSeconds: number;
+  /** Largest accepted file upload (bytes). */
+  maxFileBytes: number;
+  // ---- diagnostics program and privacy (issue 4) ----
+  /** The device's own program-membership setting (vendor extension), TR-181 and TR-098. */
+  consentParamTr181: string;
+  consentParamTr098: string;
+  /** Write consent changes made through the API to the device's setting. */
+  consentSync: boolean;
+  /** JSON collection profile replacing the shipped one (see src/diagnostics/default-profile.ts). */
+  diagnosticsProfile?: string;
+  /** Parameter names per diagnostic GetParameterValues. */
+  diagnosticsBatch: number;
+  /** Snapshots older than this many days are deleted. */
+  diagnosticsRetentionDays: number;
+  /** How often the retention job runs in this process (ms; 0 = never, a scheduler calls expireSnapshots). */
+  diagnosticsRetentionIntervalMs: number;
+  /** Storage regions (JSON array, see src/privacy/regions.ts); unset = one region in the main database. */
+  regions?: string;
+  /** AES-256-GCM keys for personal data, "id:key,id:key" (first = current); unset = derived from the master key. */
+  privacyKeys?: string;
+  /** Keyed-hash (pseudonym) keys, same format; unset = derived from the master key. */
+  pseudonymKeys?: string;
+  /** Deletion events are POSTed here (downstream recipients). */
+  privacyWebhookUrl?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -43,6 +112,27 @@ function int(env: Env, name: string, def: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
   return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], def: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  throw new Error(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+}
+
+function adminToken(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.trim().length < 20) throw new Error('ACS_ADMIN_TOKEN must be at least 20 characters (e.g. openssl rand -hex 32)');
+  return raw.trim();
 }
 
 function authMode(raw: string | undefined): CpeAuthMode | undefined {
@@ -64,6 +154,18 @@ export function loadConfig(env: Env = process.env): Config {
     tlsCert: env.ACS_TLS_CERT || undefined,
     tlsKey: env.ACS_TLS_KEY || undefined,
     apiPort: int(env, 'ACS_API_PORT', 7557),
+    apiHost: env.ACS_API_HOST || '0.0.0.0',
+    adminToken: adminToken(env.ACS_ADMIN_TOKEN),
+    apiMaxBodyBytes: int(env, 'ACS_API_MAX_BODY_BYTES', 1024 * 1024),
+    apiCheckResponses: bool(env, 'ACS_API_CHECK_RESPONSES', false),
+    trustProxy: env.ACS_TRUST_PROXY || undefined,
+    metricsPublic: bool(env, 'ACS_METRICS_PUBLIC', false),
+    informIntervalS: int(env, 'ACS_PERIODIC_INFORM_INTERVAL', 3600),
+    taskExpirySeconds: int(env, 'ACS_TASK_EXPIRY', 7 * 86400),
+    taskMaxRetries: int(env, 'ACS_TASK_MAX_RETRIES', 3),
+    taskRetryBackoffMs: int(env, 'ACS_TASK_RETRY_BACKOFF_MS', 60_000),
+    taskSweepMs: int(env, 'ACS_TASK_SWEEP_MS', 1000),
+    campaignTickMs: int(env, 'ACS_CAMPAIGN_TICK_MS', 1000),
     cpeAuth: authMode(env.ACS_CPE_AUTH),
     cpeUsername: env.ACS_CPE_USERNAME || undefined,
     cpePassword: env.ACS_CPE_PASSWORD || undefined,
@@ -74,6 +176,27 @@ export function loadConfig(env: Env = process.env): Config {
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
     logLevel: env.LOG_LEVEL || 'info',
     dataDir: env.ACS_DATA_DIR || '.local',
+    secretKey: env.ACS_SECRET_KEY || undefined,
+    crProvision: bool(env, 'ACS_CR_PROVISION', true),
+    crTimeoutMs: int(env, 'ACS_CR_TIMEOUT_MS', 3000),
+    crMinIntervalMs: int(env, 'ACS_CR_MIN_INTERVAL_MS', 10_000),
+    crBasic: oneOf(env, 'ACS_CR_BASIC', ['never', 'https', 'always'] as const, 'https'),
+    crTlsVerify: bool(env, 'ACS_CR_TLS_VERIFY', true),
+    crUdpRepeats: int(env, 'ACS_CR_UDP_REPEATS', 3),
+    filesBaseUrl: env.ACS_FILES_BASE_URL || undefined,
+    fileUrlTtlSeconds: int(env, 'ACS_FILE_URL_TTL', 24 * 3600),
+    maxFileBytes: int(env, 'ACS_MAX_FILE_BYTES', 1024 * 1024 * 1024),
+    consentParamTr181: env.ACS_CONSENT_PARAM_TR181 || 'Device.X_VENDOR_UXProgram.Enable',
+    consentParamTr098: env.ACS_CONSENT_PARAM_TR098 || 'InternetGatewayDevice.X_VENDOR_UXProgram.Enable',
+    consentSync: bool(env, 'ACS_CONSENT_SYNC', true),
+    diagnosticsProfile: env.ACS_DIAGNOSTICS_PROFILE || undefined,
+    diagnosticsBatch: Math.max(1, int(env, 'ACS_DIAGNOSTICS_BATCH', 32)),
+    diagnosticsRetentionDays: Math.max(1, int(env, 'ACS_DIAGNOSTICS_RETENTION_DAYS', 90)),
+    diagnosticsRetentionIntervalMs: int(env, 'ACS_DIAGNOSTICS_RETENTION_INTERVAL_MS', 3600_000),
+    regions: env.ACS_REGIONS || undefined,
+    privacyKeys: env.ACS_PRIVACY_KEYS || undefined,
+    pseudonymKeys: env.ACS_PSEUDONYM_KEYS || undefined,
+    privacyWebhookUrl: env.ACS_PRIVACY_WEBHOOK_URL || undefined,
   };
 }
 

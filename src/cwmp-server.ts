@@ -18,6 +18,8 @@ const XML = 'text/xml; charset="utf-8"';
 export interface CwmpServerOptions {
   maxBodyBytes: number;
   sessionTimeoutMs: number;
+  /** GET/HEAD under /files/: CPEs download firmware and configuration files from this port. */
+  files?: { prefix: string; handle(req: IncomingMessage, res: ServerResponse): Promise<void> };
 }
 
 class HttpError extends Error {
@@ -127,6 +129,11 @@ export class CwmpServer {
     const remote = req.socket.remoteAddress ?? 'unknown';
     try {
       if (req.method !== 'POST') {
+        const files = this.opts.files;
+        if (files && (req.method === 'GET' || req.method === 'HEAD') && req.url?.startsWith(files.prefix)) {
+          await files.handle(req, res);
+          return;
+        }
         res.writeHead(405, { Allow: 'POST', 'Content-Type': 'text/plain' }).end('CWMP takes POST only\n');
         return;
       }

@@ -87,4 +87,10 @@ export class Rollups {
   async forDevice(device: string, fromDay: string, toDay: string): Promise<DailyDoc[]> {
     return this.col.find({ device, day: { $gte: fromDay, $lte: toDay } }).sort({ day: 1 }).toArray();
   }
+
+  /** Issue 4 (privacy deletion): removes the device's daily rollups. */
+  async eraseDevice(device: string): Promise<number> {
+    await this.writer.flush();
+    return (await this.col.deleteMany({ device })).deletedCount;
+  }
 }

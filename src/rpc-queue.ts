@@ -19,7 +19,14 @@ export interface QueueEntry {
   status: QueueStatus;
   createdAt: Date;
   /** Who asked for it, e.g. { kind: 'task', id } — handed back to result listeners. */
-  origin: { kind: string; id?: string };
+  origin: {
+    kind: string;
+    id?: string;
+    /** Issue 4: whatever the origin needs back with the result (e.g. a diagnostic pull's id). */
+    meta?: Record<string, unknown>;
+    /** Issue 4: GetParameterValues answers are NOT stored in the device registry (diagnostic pulls go to regional snapshots). */
+    private?: boolean;
+  };
   /** Times it was sent without an answer. */
   attempts: number;
   session?: string;
@@ -27,6 +34,8 @@ export interface QueueEntry {
   doneAt?: Date;
   result?: CpeResponse;
   fault?: { code: number; message: string; details?: { parameterName: string; faultCode: number; faultString: string }[] };
+  /** Why it was cancelled, when a send check or its origin cancelled it. */
+  cancelReason?: string;
 }
 
 export type QueueOutcome =
@@ -34,12 +43,25 @@ export type QueueOutcome =
   | { kind: 'fault'; fault: SoapFault };
 
 export type ResultListener = (entry: QueueEntry, outcome: QueueOutcome) => Promise<void> | void;
+/** Told when an entry is handed to a session (take) or put back unanswered (requeue). */
+export type EntryListener = (entry: QueueEntry) => Promise<void> | void;
+
+/**
+ * Issue 4 (privacy): a last look at an entry right before it is sent — 'cancel' drops it (e.g.
+ * a diagnostic pull for a device that is no longer joined), 'defer' leaves it queued for later
+ * in the session or a later session. undefined = no opinion.
+ */
+export type SendVerdict = { action: 'send' } | { action: 'cancel'; reason: string } | { action: 'defer' };
+export type SendCheck = (entry: QueueEntry) => Promise<SendVerdict | undefined> | SendVerdict | undefined;
 
 const HINT = 'rpcq:devices';
 
 export class RpcQueue {
   readonly col: Collection<QueueEntry>;
   private listeners: ResultListener[] = [];
+  private takeListeners: EntryListener[] = [];
+  private requeueListeners: EntryListener[] = [];
+  private sendChecks: SendCheck[] = [];
 
   constructor(
     db: Db,
@@ -63,9 +85,38 @@ export class RpcQueue {
     this.listeners.push(listener);
   }
 
-  async enqueue(device: string, request: AcsRequest, origin: QueueEntry['origin'] = { kind: 'internal' }): Promise<QueueEntry> {
+  /** Called when an entry is taken by a session (after it is marked sent). */
+  onTake(listener: EntryListener): void {
+    this.takeListeners.push(listener);
+  }
+
+  /** Called when a sent entry goes back to the queue unanswered. */
+  onRequeue(listener: EntryListener): void {
+    this.requeueListeners.push(listener);
+  }
+
+  /** Issue 4: registers a check run on every entry right before take() hands it out. */
+  beforeSend(check: SendCheck): void {
+    this.sendChecks.push(check);
+  }
+
+  private async verdict(entry: QueueEntry): Promise<SendVerdict> {
+    for (const c of this.sendChecks) {
+      const v = await c(entry);
+      if (v && v.action !== 'send') return v;
+    }
+    return { action: 'send' };
+  }
+
+  /** `id` lets the caller record the entry's id before it exists (tasks do). */
+  async enqueue(
+    device: string,
+    request: AcsRequest,
+    origin: QueueEntry['origin'] = { kind: 'internal' },
+    id: string = randomUUID(),
+  ): Promise<QueueEntry> {
     const entry: QueueEntry = {
-      _id: randomUUID(),
+      _id: id,
       device,
       request,
       status: 'queued',
@@ -81,12 +132,27 @@ export class RpcQueue {
   /** The next queued request for the device, marked as sent in this session; null if none. */
   async take(device: string, session: string): Promise<QueueEntry | null> {
     if (!(await this.redis.sismember(HINT, device))) return null;
-    const entry = await this.col.findOneAndUpdate(
-      { device, status: 'queued' },
-      { $set: { status: 'sent', session, sentAt: new Date() } },
-      { sort: { createdAt: 1 }, returnDocument: 'after' },
-    );
-    if (entry) return entry;
+    // Issue 4: entries a send check defers stay queued and are skipped in this call.
+    const skip: string[] = [];
+    for (;;) {
+      const entry = await this.col.findOneAndUpdate(
+        skip.length ? { device, status: 'queued', _id: { $nin: skip } } : { device, status: 'queued' },
+        { $set: { status: 'sent', session, sentAt: new Date() } },
+        { sort: { createdAt: 1 }, returnDocument: 'after' },
+      );
+      if (!entry) break;
+      const v = this.sendChecks.length ? await this.verdict(entry) : ({ action: 'send' } as const);
+      if (v.action === 'send') {
+        for (const l of this.takeListeners) await l(entry);
+        return entry;
+      }
+      if (v.action === 'cancel') {
+        await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'cancelled', doneAt: new Date(), cancelReason: v.reason }, $unset: { session: '', sentAt: '' } });
+      } else {
+        await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '', sentAt: '' } });
+        skip.push(entry._id);
+      }
+    }
     // Drop the hint, then look again: an entry enqueued between the find and the removal must
     // not be stranded without its hint.
     await this.redis.srem(HINT, device);
@@ -114,9 +180,61 @@ export class RpcQueue {
 
   /** Sent but never answered (session dropped or timed out): queue it again for the next session. */
   async requeue(id: string): Promise<void> {
-    await this.col.updateOne({ _id: id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '' }, $inc: { attempts: 1 } });
-    const e = await this.col.findOne({ _id: id }, { projection: { device: 1 } });
-    if (e) await this.redis.sadd(HINT, e.device);
+    const res = await this.col.updateOne({ _id: id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '' }, $inc: { attempts: 1 } });
+    const e = await this.col.findOne({ _id: id });
+    if (!e) return;
+    await this.redis.sadd(HINT, e.device);
+    if (res.modifiedCount) for (const l of this.requeueListeners) await l(e);
+  }
+
+  /** Enqueues many entries in one write (campaigns); `id`s as in enqueue(). */
+  async enqueueMany(items: { device: string; request: AcsRequest; origin: QueueEntry['origin']; id?: string }[]): Promise<void> {
+    if (!items.length) return;
+    const now = new Date();
+    await this.col.insertMany(
+      items.map((i) => ({ _id: i.id ?? randomUUID(), device: i.device, request: i.request, status: 'queued' as const, createdAt: now, origin: i.origin, attempts: 0 })),
+    );
+    await this.redis.sadd(HINT, ...new Set(items.map((i) => i.device)));
+  }
+
+  /** Cancels a queued entry; false when it is not queued (already sent, answered or cancelled). */
+  async cancel(id: string): Promise<boolean> {
+    const res = await this.col.updateOne({ _id: id, status: 'queued' }, { $set: { status: 'cancelled', doneAt: new Date() } });
+    return res.modifiedCount === 1;
+  }
+
+  /** Cancels everything queued for a device (device deleted). */
+  async cancelDevice(device: string): Promise<number> {
+    const res = await this.col.updateMany({ device, status: 'queued' }, { $set: { status: 'cancelled', doneAt: new Date() } });
+    return res.modifiedCount;
+  }
+
+  /** Issue 4: cancels what an origin (kind, and id when given) has queued for a device. */
+  async cancelOrigin(device: string, kind: string, id?: string, reason?: string): Promise<number> {
+    const res = await this.col.updateMany(
+      { device, status: 'queued', 'origin.kind': kind, ...(id !== undefined ? { 'origin.id': id } : {}) },
+      { $set: { status: 'cancelled', doneAt: new Date(), ...(reason ? { cancelReason: reason } : {}) } },
+    );
+    return res.modifiedCount;
+  }
+
+  /** Issue 4: entries of an origin still queued or in flight for a device. */
+  async pendingOf(device: string, kind: string, id?: string): Promise<QueueEntry[]> {
+    return this.col
+      .find({ device, status: { $in: ['queued', 'sent'] }, 'origin.kind': kind, ...(id !== undefined ? { 'origin.id': id } : {}) })
+      .sort({ createdAt: 1 })
+      .toArray();
+  }
+
+  /** Issue 4 (privacy deletion): removes every entry of a device, answered ones included. */
+  async eraseDevice(device: string): Promise<number> {
+    const res = await this.col.deleteMany({ device });
+    return res.deletedCount;
+  }
+
+  /** Entries waiting to be sent, over all devices (a metric). */
+  async depth(): Promise<number> {
+    return this.col.countDocuments({ status: 'queued' });
   }
 
   /** Requeues whatever was in flight in sessions that ended without closing (process died). */
@@ -132,5 +250,16 @@ export class RpcQueue {
 
   async forDevice(device: string): Promise<QueueEntry[]> {
     return this.col.find({ device }).sort({ createdAt: 1 }).toArray();
+  }
+
+  /**
+   * Issue 3 (connection request credentials): replaces the values of the named parameters in a
+   * SetParameterValues entry, once sent, so secrets it carried do not stay readable in the queue.
+   */
+  async redactValues(id: string, names: readonly string[], mark = '[redacted]'): Promise<void> {
+    const entry = await this.col.findOne({ _id: id }, { projection: { request: 1 } });
+    if (entry?.request.method !== 'SetParameterValues') return;
+    const parameterList = entry.request.parameterList.map((p) => (names.includes(p.name) ? { ...p, value: mark } : p));
+    await this.col.updateOne({ _id: id }, { $set: { 'request.parameterList': parameterList } });
   }
 }

@@ -45,6 +45,8 @@ interface Live {
   lockExtendedAt: number;
   /** Set when the connection closed mid-session. */
   droppedAt?: number;
+  /** Issue 4: queue entries whose GetParameterValues answers stay out of the registry (origin.private). */
+  privateRefs?: string[];
 }
 
 interface LocalLive extends Live {
@@ -230,6 +232,7 @@ export class SessionEngine {
 
   private async nextRequest(l: LocalLive): Promise<Step> {
     const entry = await this.queue.take(l.device, l.id);
+    if (entry?.origin.private) (l.privateRefs ??= []).push(entry._id);
     const step = offerRequest(l.state, entry ? { request: entry.request, ref: entry._id } : null);
     l.state = step.state;
     return step;
@@ -272,7 +275,8 @@ export class SessionEngine {
           break;
         case 'rpc-response':
           l.rpcs.push({ method: e.pending.request.method, outcome: 'response' });
-          if (e.response.method === 'GetParameterValuesResponse') {
+          // Issue 4: diagnostic pulls (origin.private) are stored as regional snapshots, not here.
+          if (e.response.method === 'GetParameterValuesResponse' && !l.privateRefs?.includes(e.pending.ref)) {
             await this.devices.setParams(l.device, e.response.parameterList, now);
           }
           await this.queue.complete(e.pending.ref, { kind: 'response', response: e.response });

@@ -121,4 +121,10 @@ export class SessionLog {
   async forDevice(device: string, limit = 100): Promise<SessionDoc[]> {
     return this.col.find({ device }).sort({ connectedAt: -1 }).limit(limit).toArray();
   }
+
+  /** Issue 4 (privacy deletion): removes the device's session records. */
+  async eraseDevice(device: string): Promise<number> {
+    await this.writer.flush();
+    return (await this.col.deleteMany({ device })).deletedCount;
+  }
 }
