@@ -12,6 +12,7 @@ export async function connectDatabase(url: string, dbName: string): Promise<Data
   const client = new MongoClient(url, {
     // Enough sockets for batched writes plus the per-session device upserts.
     maxPoolSize: 50,
+    monitorCommands: process.env.ACS_TRACE_DB === "1",
     serverSelectionTimeoutMS: 10_000,
   });
   await client.connect();

@@ -4,8 +4,14 @@
 //
 // A Redis set of devices with queued entries lets a session with nothing to do (the common
 // periodic inform) skip the database entirely; it is a hint, rebuilt from MongoDB at start-up.
+//
+// Entries that reach a final status (done, fault, cancelled) move to `rpc_history` (same
+// owner). The live collection then holds only work in flight, so the queries a session makes
+// on it stay cheap however long the history grows — on FerretDB, whose SQLite backend uses no
+// index but `_id`, that is the difference between a small scan and a scan of everything ever
+// sent.
 import { randomUUID } from 'node:crypto';
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import type { AcsRequest, CpeResponse, SoapFault } from '../cwmp/types';
 import type { Redis } from './redis';
 import { ensureIndexes } from './db';
@@ -58,6 +64,7 @@ const HINT = 'rpcq:devices';
 
 export class RpcQueue {
   readonly col: Collection<QueueEntry>;
+  readonly history: Collection<QueueEntry>;
   private listeners: ResultListener[] = [];
   private takeListeners: EntryListener[] = [];
   private requeueListeners: EntryListener[] = [];
@@ -68,10 +75,37 @@ export class RpcQueue {
     private readonly redis: Redis,
   ) {
     this.col = db.collection<QueueEntry>('rpc_queue');
+    this.history = db.collection<QueueEntry>('rpc_history');
+  }
+
+  /** Moves an entry that reached its final status to the history. */
+  private async retire(entry: QueueEntry): Promise<void> {
+    await this.history.replaceOne({ _id: entry._id }, entry, { upsert: true });
+    await this.col.deleteOne({ _id: entry._id });
+  }
+
+  /** Cancels queued entries matching the filter, one by one (each claimed atomically). */
+  private async cancelWhere(filter: Filter<QueueEntry>, reason?: string): Promise<number> {
+    const ids = await this.col.find(filter, { projection: { _id: 1 } }).toArray();
+    let n = 0;
+    for (const { _id } of ids) if (await this.cancelOne(_id, reason)) n++;
+    return n;
+  }
+
+  private async cancelOne(id: string, reason?: string): Promise<boolean> {
+    const entry = await this.col.findOneAndUpdate(
+      { _id: id, status: 'queued' },
+      { $set: { status: 'cancelled', doneAt: new Date(), ...(reason ? { cancelReason: reason } : {}) } },
+      { returnDocument: 'after' },
+    );
+    if (!entry) return false;
+    await this.retire(entry);
+    return true;
   }
 
   async ensureIndexes(): Promise<void> {
     await ensureIndexes(this.col, [{ key: { device: 1, status: 1, createdAt: 1 } }, { key: { status: 1, session: 1 } }]);
+    await ensureIndexes(this.history, [{ key: { device: 1, createdAt: 1 } }]);
   }
 
   /** Rebuilds the Redis hint from the database (Redis may have restarted empty). */
@@ -147,7 +181,8 @@ export class RpcQueue {
         return entry;
       }
       if (v.action === 'cancel') {
-        await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'cancelled', doneAt: new Date(), cancelReason: v.reason }, $unset: { session: '', sentAt: '' } });
+        const { session: _s, sentAt: _t, ...rest } = entry;
+        await this.retire({ ...rest, status: 'cancelled', doneAt: new Date(), cancelReason: v.reason });
       } else {
         await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '', sentAt: '' } });
         skip.push(entry._id);
@@ -175,6 +210,7 @@ export class RpcQueue {
           };
     const entry = await this.col.findOneAndUpdate({ _id: id, status: 'sent' }, { $set: set }, { returnDocument: 'after' });
     if (!entry) return;
+    await this.retire(entry);
     for (const l of this.listeners) await l(entry, outcome);
   }
 
@@ -199,23 +235,17 @@ export class RpcQueue {
 
   /** Cancels a queued entry; false when it is not queued (already sent, answered or cancelled). */
   async cancel(id: string): Promise<boolean> {
-    const res = await this.col.updateOne({ _id: id, status: 'queued' }, { $set: { status: 'cancelled', doneAt: new Date() } });
-    return res.modifiedCount === 1;
+    return this.cancelOne(id);
   }
 
   /** Cancels everything queued for a device (device deleted). */
   async cancelDevice(device: string): Promise<number> {
-    const res = await this.col.updateMany({ device, status: 'queued' }, { $set: { status: 'cancelled', doneAt: new Date() } });
-    return res.modifiedCount;
+    return this.cancelWhere({ device, status: 'queued' });
   }
 
   /** Issue 4: cancels what an origin (kind, and id when given) has queued for a device. */
   async cancelOrigin(device: string, kind: string, id?: string, reason?: string): Promise<number> {
-    const res = await this.col.updateMany(
-      { device, status: 'queued', 'origin.kind': kind, ...(id !== undefined ? { 'origin.id': id } : {}) },
-      { $set: { status: 'cancelled', doneAt: new Date(), ...(reason ? { cancelReason: reason } : {}) } },
-    );
-    return res.modifiedCount;
+    return this.cancelWhere({ device, status: 'queued', 'origin.kind': kind, ...(id !== undefined ? { 'origin.id': id } : {}) }, reason);
   }
 
   /** Issue 4: entries of an origin still queued or in flight for a device. */
@@ -228,8 +258,9 @@ export class RpcQueue {
 
   /** Issue 4 (privacy deletion): removes every entry of a device, answered ones included. */
   async eraseDevice(device: string): Promise<number> {
-    const res = await this.col.deleteMany({ device });
-    return res.deletedCount;
+    const live = await this.col.deleteMany({ device });
+    const old = await this.history.deleteMany({ device });
+    return live.deletedCount + old.deletedCount;
   }
 
   /** Entries waiting to be sent, over all devices (a metric). */
@@ -245,11 +276,13 @@ export class RpcQueue {
   }
 
   async get(id: string): Promise<QueueEntry | null> {
-    return this.col.findOne({ _id: id });
+    return (await this.col.findOne({ _id: id })) ?? (await this.history.findOne({ _id: id }));
   }
 
+  /** Every entry of a device, in flight and finished, oldest first. */
   async forDevice(device: string): Promise<QueueEntry[]> {
-    return this.col.find({ device }).sort({ createdAt: 1 }).toArray();
+    const [live, old] = await Promise.all([this.col.find({ device }).toArray(), this.history.find({ device }).toArray()]);
+    return [...old, ...live].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   }
 
   /**
@@ -257,9 +290,9 @@ export class RpcQueue {
    * SetParameterValues entry, once sent, so secrets it carried do not stay readable in the queue.
    */
   async redactValues(id: string, names: readonly string[], mark = '[redacted]'): Promise<void> {
-    const entry = await this.col.findOne({ _id: id }, { projection: { request: 1 } });
+    const entry = await this.get(id);
     if (entry?.request.method !== 'SetParameterValues') return;
     const parameterList = entry.request.parameterList.map((p) => (names.includes(p.name) ? { ...p, value: mark } : p));
-    await this.col.updateOne({ _id: id }, { $set: { 'request.parameterList': parameterList } });
+    for (const c of [this.col, this.history]) await c.updateOne({ _id: id }, { $set: { 'request.parameterList': parameterList } });
   }
 }
