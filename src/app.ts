@@ -27,6 +27,11 @@ import { Metrics } from './metrics';
 import { Operators } from './operators';
 import { Tasks } from './tasks';
 import { DiagnosticsProgram } from './diagnostics/program'; // issue 4
+import { Reports } from './reports/service'; // issue 6
+import { Remediations } from './remediations'; // issue 5
+import { Analysis } from './rules/analysis'; // issue 5
+import { Rules } from './rules/store'; // issue 5
+import { startJobs, type Jobs } from '../jobs'; // issue 5
 
 export interface Acs {
   config: Config;
@@ -52,6 +57,13 @@ export interface Acs {
   metrics: Metrics;
   /** Issue 4: consent, diagnostics collection, regional snapshots, privacy requests. */
   program: DiagnosticsProgram;
+  /** Issue 6: connection reports (device timelines, daily views, fleet). */
+  reports: Reports;
+  /** Issue 5: rules, their analysis, remediation records and the job queues. */
+  rules: Rules;
+  analysis: Analysis;
+  remediations: Remediations;
+  jobs: Jobs;
   cwmpPort: number;
   cwmpsPort?: number;
   /** The operator API's port. */
@@ -68,7 +80,7 @@ const FILE_SWEEP_MS = 3600_000;
 export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   if (!config.mongodbUrl || !config.redisUrl) throw new Error('startAcs needs mongodbUrl and redisUrl');
   const processId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const database = await connectDatabase(config.mongodbUrl, config.mongodbDb);
+  const database = await connectDatabase(config.mongodbUrl, config.mongodbDb, config.mongodbPoolSize);
   const redis = connectRedis(config.redisUrl, config.redisPrefix);
   await redis.ping();
 
@@ -157,6 +169,33 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   // Issue 4: the diagnostics program hooks into the engine, queue and registry before CWMP opens.
   const program = await DiagnosticsProgram.start({ config, log, database, devices, queue, engine, sessions, rollups, tasks, audit, crCredentials });
   tasks.readGate = (device, names, by) => program.readGate(device, names, by);
+  // Issue 5: rules, remediations and the job queues (processors call these same services).
+  const remediations = new Remediations(database.db, tasks, log);
+  remediations.waker = connectionRequests;
+  remediations.joined = async (d) => (await program.gate.analysable([d])).has(d);
+  const diagnosticOnly = (n: string) => program.profiles.cached.diagnosticOnly(n);
+  const rules = new Rules(database.db, log, diagnosticOnly);
+  await Promise.all([remediations.ensureIndexes(), rules.ensureIndexes()]);
+  await rules.init({ file: config.rulesFile });
+  const analysis = new Analysis({
+    rules,
+    remediations,
+    devices,
+    rollups,
+    gate: program.gate,
+    snapshots: program.snapshots,
+    diagnosticOnly,
+    queue,
+    redis,
+    log,
+    config: { logUploadUrl: config.logUploadUrl },
+    defaultInformIntervalS: config.informIntervalS,
+  });
+  program.requests.register({ name: 'remediation_state', export: async (d) => (await remediations.exportDevice(d)).state, erase: (d) => remediations.eraseDevice(d) });
+  const jobs = await startJobs({ config, log, analysis, remediations, devices, program, rollupSteps: new Map([['flush', async () => sessions.flush()]]) });
+  // Issue 6: connection reports; their daily fleet finalisation runs as a step of the rollups job.
+  const reports = new Reports({ rollups, sessions, devices, log, redis, defaultIntervalS: config.informIntervalS });
+  jobs.rollupSteps.set('reports-finalize', (now) => reports.finalizeDue(now.getTime()));
   const health = async (): Promise<Health> => {
     const check = async (f: () => Promise<unknown>) => {
       const t = Date.now();
@@ -194,7 +233,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   fileSweeper.unref();
 
   const api: ApiServer = await startApi(
-    { config, log, devices, sessions, store, queue, tasks, campaigns, operators, audit, metrics, files, health, program },
+    { config, log, devices, sessions, store, queue, tasks, campaigns, operators, audit, metrics, files, health, program, rules, analysis, remediations, jobs, reports },
     config.apiHost,
     config.apiPort,
   );
@@ -223,6 +262,11 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
     audit,
     metrics,
     program,
+    reports,
+    rules,
+    analysis,
+    remediations,
+    jobs,
     cwmpPort: bound.port,
     cwmpsPort: bound.tlsPort,
     apiPort: api.port,
@@ -233,11 +277,13 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
       await api.close();
       await campaigns.stop();
       await tasks.stop();
+      await jobs.close(); // issue 5: running jobs finish first
       await cwmp.close();
       await engine.closeAll('the ACS shut down');
       await flush();
       await store.stopHeartbeat(processId);
       await program.stop();
+      await reports.stop(); // issue 6
       redis.disconnect();
       await database.close();
     },

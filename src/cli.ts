@@ -9,6 +9,9 @@ import { connectDatabase } from './db';
 import { Operators, ROLES, type Role } from './operators';
 import { ROOT, startFerretDb, useOrStartRedis, type LocalService } from '../tools/local-services';
 
+/** Connections to the local FerretDB; see start(). */
+export const LOCAL_DB_POOL = 2;
+
 async function start(): Promise<void> {
   let config: Config;
   try {
@@ -34,6 +37,9 @@ async function start(): Promise<void> {
       const db = await startFerretDb(dir, Number(process.env.ACS_LOCAL_DB_PORT ?? 0), say);
       local.push(db);
       config.mongodbUrl = db.url;
+      // SQLite has one writer: many concurrent connections only turn into SQLITE_BUSY errors
+      // (FerretDB's read-then-write upgrades fail at once instead of waiting).
+      if (!process.env.MONGODB_POOL_SIZE) config.mongodbPoolSize = LOCAL_DB_POOL;
     }
     if (!config.redisUrl) {
       say('REDIS_URL is not set: using local Redis');

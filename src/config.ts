@@ -6,6 +6,8 @@ export interface Config {
   /** MongoDB connection string; undefined → the CLI starts the local FerretDB. */
   mongodbUrl?: string;
   mongodbDb: string;
+  /** Connections per MongoDB pool; the local FerretDB wants few (see cli.ts). */
+  mongodbPoolSize: number;
   /** Redis connection string; undefined → the CLI uses or starts a local redis-server. */
   redisUrl?: string;
   /** Prefix for every Redis key, so several installs (or tests) can share one Redis. */
@@ -102,6 +104,29 @@ export interface Config {
   pseudonymKeys?: string;
   /** Deletion events are POSTed here (downstream recipients). */
   privacyWebhookUrl?: string;
+  // ---- jobs, rules and remediations (issue 5) ----
+  /** Process jobs (analysis, dispatch, verification …) in this process; false: API/CWMP only. */
+  jobs: boolean;
+  /** Cron (UTC) of the scheduled analysis run; empty: only "run now". */
+  analysisCron: string;
+  /** How often the verification sweep runs (ms; 0 = never). */
+  verifySweepMs: number;
+  /** How often offline detection runs (ms; 0 = never). */
+  offlineCheckMs: number;
+  /** How often retention runs (ms; 0 = never). */
+  retentionEveryMs: number;
+  /** How often the rollups job runs (ms; 0 = never). */
+  rollupsEveryMs: number;
+  /** A job's lock (ms): a job whose worker died runs again elsewhere after this long. */
+  jobsLockMs: number;
+  /** First retry delay of a failed job (ms), doubled per attempt. */
+  jobsBackoffMs: number;
+  /** Where devices upload vendor log files (the unexpected-restarts rule). */
+  logUploadUrl?: string;
+  /** JSON file of rules ([{id, …definition}]) installed at start. */
+  rulesFile?: string;
+  /** Finished remediation records older than this many days are deleted. */
+  remediationRetentionDays: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -146,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     env: env.NODE_ENV ?? 'development',
     mongodbUrl: env.MONGODB_URL || undefined,
     mongodbDb: env.MONGODB_DB || 'acs',
+    mongodbPoolSize: int(env, 'MONGODB_POOL_SIZE', 50),
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.REDIS_PREFIX ?? 'acs:',
     cwmpHost: env.ACS_CWMP_HOST || '0.0.0.0',
@@ -197,6 +223,17 @@ export function loadConfig(env: Env = process.env): Config {
     privacyKeys: env.ACS_PRIVACY_KEYS || undefined,
     pseudonymKeys: env.ACS_PSEUDONYM_KEYS || undefined,
     privacyWebhookUrl: env.ACS_PRIVACY_WEBHOOK_URL || undefined,
+    jobs: bool(env, 'ACS_JOBS', true),
+    analysisCron: env.ACS_ANALYSIS_CRON ?? '*/15 * * * *',
+    verifySweepMs: int(env, 'ACS_VERIFY_SWEEP_MS', 60_000),
+    offlineCheckMs: int(env, 'ACS_OFFLINE_CHECK_MS', 300_000),
+    retentionEveryMs: int(env, 'ACS_RETENTION_EVERY_MS', 3600_000),
+    rollupsEveryMs: int(env, 'ACS_ROLLUPS_EVERY_MS', 300_000),
+    jobsLockMs: Math.max(1000, int(env, 'ACS_JOBS_LOCK_MS', 30_000)),
+    jobsBackoffMs: Math.max(100, int(env, 'ACS_JOBS_BACKOFF_MS', 5000)),
+    logUploadUrl: env.ACS_LOG_UPLOAD_URL || undefined,
+    rulesFile: env.ACS_RULES_FILE || undefined,
+    remediationRetentionDays: Math.max(1, int(env, 'ACS_REMEDIATION_RETENTION_DAYS', 365)),
   };
 }
 

@@ -8,10 +8,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function connectDatabase(url: string, dbName: string): Promise<Database> {
+export async function connectDatabase(url: string, dbName: string, poolSize = 50): Promise<Database> {
   const client = new MongoClient(url, {
-    // Enough sockets for batched writes plus the per-session device upserts.
-    maxPoolSize: 50,
+    maxPoolSize: poolSize,
     monitorCommands: process.env.ACS_TRACE_DB === "1",
     serverSelectionTimeoutMS: 10_000,
   });
