@@ -170,7 +170,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   const program = await DiagnosticsProgram.start({ config, log, database, devices, queue, engine, sessions, rollups, tasks, audit, crCredentials });
   tasks.readGate = (device, names, by) => program.readGate(device, names, by);
   // Issue 5: rules, remediations and the job queues (processors call these same services).
-  const remediations = new Remediations(database.db, tasks, log);
+  const remediations = new Remediations(database.db, tasks, log, redis);
   remediations.waker = connectionRequests;
   remediations.joined = async (d) => (await program.gate.analysable([d])).has(d);
   const diagnosticOnly = (n: string) => program.profiles.cached.diagnosticOnly(n);

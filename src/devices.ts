@@ -41,6 +41,12 @@ export interface DeviceDoc {
    * ManagementServer.PeriodicInformInterval, else the configured default).
    */
   onlineUntil?: Date;
+  /**
+   * Issue 5 (offline detection job): true once the device missed its periodic inform (onlineUntil
+   * passed without an Inform), with the time it was due; the next Inform sets it false.
+   */
+  offline?: boolean;
+  offlineSince?: Date;
   /** Per-device CPE credentials: username and HA1 = MD5(username:realm:password). */
   cpeAuth?: { username: string; ha1: string };
 }
@@ -153,6 +159,7 @@ export class Devices {
     const interval = Number(inform.parameterList.find((p) => p.name.endsWith('ManagementServer.PeriodicInformInterval'))?.value);
     const intervalS = Number.isInteger(interval) && interval > 0 ? interval : this.defaultInformIntervalS;
     set.onlineUntil = new Date(ctx.now.getTime() + intervalS * 1500);
+    set.offline = false; // issue 5: back from a missed inform (see markMissedInforms)
     if (bootstrap) set.lastBootstrapAt = ctx.now;
     if (boot || bootstrap) set.lastBootAt = ctx.now;
     // Issue 4: only what the privacy filter lets through is stored.
@@ -277,6 +284,70 @@ export class Devices {
     const filter: Filter<DeviceDoc> = after === undefined ? base : { $and: [base, { _id: { $gt: after } }] };
     const docs = await this.col.find(filter, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(limit).toArray();
     return docs.map((d) => d._id);
+  }
+
+  // ---- issue 5: rules and jobs ----------------------------------------------------------
+
+  /**
+   * Devices in id order after `after`, with what rule evaluation needs: identity, state, tags,
+   * and only the named stored parameters (full names).
+   */
+  async forRules(after: string | undefined, limit: number, paramNames: readonly string[]): Promise<DeviceDoc[]> {
+    const projection: Record<string, 1> = {
+      deviceId: 1,
+      dataModel: 1,
+      root: 1,
+      registeredAt: 1,
+      lastInformAt: 1,
+      lastBootAt: 1,
+      tags: 1,
+      onlineUntil: 1,
+      offline: 1,
+      offlineSince: 1,
+    };
+    for (const n of paramNames) projection[`params.${paramKey(n)}`] = 1;
+    const filter: Filter<DeviceDoc> = after === undefined ? {} : { _id: { $gt: after } };
+    return this.col.find(filter, { projection }).sort({ _id: 1 }).limit(limit).toArray();
+  }
+
+  /**
+   * Offline detection: marks devices whose periodic inform is overdue (onlineUntil passed) as
+   * offline since it was due, at most `limit` per call; returns their ids. Each mark is
+   * conditional on the onlineUntil read, so an Inform arriving meanwhile wins.
+   */
+  async markMissedInforms(now: Date, limit: number): Promise<string[]> {
+    const due = await this.col
+      .find({ onlineUntil: { $lte: now }, offline: { $ne: true } }, { projection: { onlineUntil: 1 } })
+      .limit(limit)
+      .toArray();
+    if (!due.length) return [];
+    await this.col.bulkWrite(
+      due.map((d) => ({ updateOne: { filter: { _id: d._id, onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } } })),
+      { ordered: false },
+    );
+    return due.map((d) => d._id);
+  }
+
+  /** How many devices are marked offline (missed their periodic inform). */
+  async offlineCount(): Promise<number> {
+    return this.col.countDocuments({ offline: true });
+  }
+
+  // ---- issue 6: connection reports -------------------------------------------------------
+
+  /**
+   * Matching devices after `after` in id order, with what the connection reports need: identity,
+   * registration, online state, and the stored SoftwareVersion and PeriodicInformInterval.
+   */
+  async forReports(f: DeviceFilter, after: string | undefined, limit: number): Promise<DeviceDoc[]> {
+    const projection: Record<string, 1> = { deviceId: 1, root: 1, registeredAt: 1, lastInformAt: 1, onlineUntil: 1 };
+    for (const r of ROOTS) {
+      projection[`params.${paramKey(r + 'DeviceInfo.SoftwareVersion')}`] = 1;
+      projection[`params.${paramKey(r + 'ManagementServer.PeriodicInformInterval')}`] = 1;
+    }
+    const base = this.filterQuery(f);
+    const filter: Filter<DeviceDoc> = after === undefined ? base : { $and: [base, { _id: { $gt: after } }] };
+    return this.col.find(filter, { projection }).sort({ _id: 1 }).limit(limit).toArray();
   }
 
   async exists(id: string): Promise<boolean> {

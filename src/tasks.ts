@@ -348,11 +348,11 @@ export class Tasks {
   async create(
     device: string,
     input: TaskInput,
-    by: { createdBy: string; campaign?: string; connectionRequest?: boolean },
+    by: { createdBy: string; campaign?: string; connectionRequest?: boolean; /** issue 5: a caller-chosen id (see ensure()) */ id?: string },
   ): Promise<TaskDoc> {
     const dev = await this.devices.forTask(device, namesToType(input));
     if (!dev) throw new TaskError(404, `device ${device} not found`);
-    const id = newTaskId();
+    const id = by.id ?? newTaskId();
     const request = await this.buildRequest(id, device, input, dev);
     if (this.readGate && request.method === 'GetParameterValues') {
       // Issue 4: the gate decides; the API answers 403 with its reason.
@@ -565,6 +565,41 @@ export class Tasks {
         return { method: 'Upload', commandKey: id, fileType: input.fileType, url, username, password, delaySeconds: input.delaySeconds ?? 0 };
       }
     }
+  }
+
+  /**
+   * Issue 5 (remediations): create() under a caller-chosen id, idempotently. A dispatch retried
+   * after a crash (or run twice) finds the task already there and only makes sure its queue
+   * entry exists — a crash between create()'s two writes leaves a queued task without one.
+   * The id must be at most 32 characters (it is the CommandKey of Reboot/Download/Upload).
+   */
+  async ensure(
+    id: string,
+    device: string,
+    input: TaskInput,
+    by: { createdBy: string },
+  ): Promise<{ task: TaskDoc; created: boolean }> {
+    const existing = await this.get(id);
+    if (existing) {
+      await this.ensureEntry(existing);
+      return { task: existing, created: false };
+    }
+    try {
+      return { task: await this.create(device, input, { createdBy: by.createdBy, id }), created: true };
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
+      const t = await this.get(id);
+      if (!t) throw err;
+      await this.ensureEntry(t);
+      return { task: t, created: false };
+    }
+  }
+
+  private async ensureEntry(t: TaskDoc): Promise<void> {
+    if (t.status !== 'queued' || !t.entry || (await this.queue.get(t.entry))) return;
+    await this.queue.enqueue(t.device, t.request, { kind: 'task', id: t._id }, t.entry).catch((err: { code?: number }) => {
+      if (err.code !== 11000) throw err;
+    });
   }
 
   // ---- reading --------------------------------------------------------------------------

@@ -17,6 +17,10 @@ import { tasksRoutes } from './tasks-routes';
 import { consentRoutes } from './consent-routes'; // issue 4 (diagnostics program & privacy)
 import { diagnosticsRoutes } from './diagnostics-routes'; // issue 4
 import { privacyRoutes } from './privacy-routes'; // issue 4
+import { rulesRoutes } from './rules-routes'; // issue 5
+import { remediationsRoutes } from './remediations-routes'; // issue 5
+import { queuesRoutes } from './queues-routes'; // issue 5
+import { reportsRoutes } from './reports-routes'; // issue 6
 
 /** Every route module; add yours here (see the comment at the top of route.ts). */
 export const ROUTE_MODULES: ((s: ApiServices) => Route[])[] = [
@@ -30,6 +34,10 @@ export const ROUTE_MODULES: ((s: ApiServices) => Route[])[] = [
   consentRoutes, // issue 4
   diagnosticsRoutes, // issue 4
   privacyRoutes, // issue 4
+  rulesRoutes, // issue 5
+  remediationsRoutes, // issue 5
+  queuesRoutes, // issue 5
+  reportsRoutes, // issue 6
 ];
 
 export const API_VERSION = '1.0.0';

@@ -13,6 +13,11 @@ import type { SessionLog } from '../session-log';
 import type { SessionStore } from '../session-store';
 import type { Tasks } from '../tasks';
 import type { DiagnosticsProgram } from '../diagnostics/program'; // issue 4
+import type { Remediations } from '../remediations'; // issue 5
+import type { Analysis } from '../rules/analysis'; // issue 5
+import type { Rules } from '../rules/store'; // issue 5
+import type { Jobs } from '../../jobs'; // issue 5
+import type { Reports } from '../reports/service'; // issue 6
 
 export interface Health {
   ok: boolean;
@@ -34,6 +39,13 @@ export interface ApiServices {
   metrics: Metrics;
   /** Issue 4: consent, diagnostics, privacy requests (absent in API-only tests). */
   program?: DiagnosticsProgram;
+  /** Issue 5: rules, analysis (dry-runs), remediation records, job queues (absent in API-only tests). */
+  rules?: Rules;
+  analysis?: Analysis;
+  remediations?: Remediations;
+  jobs?: Jobs;
+  /** Issue 6: connection reports (absent in API-only tests). */
+  reports?: Reports;
   /** Stored files, when this ACS has a file store. */
   files?: Files;
   health(): Promise<Health>;

@@ -137,6 +137,15 @@ export class Gate {
     return { allowed: true, reason: state.reason };
   }
 
+  /**
+   * Issue 5 (analysis jobs): the devices among these whose collected data analysis may use now
+   * (purpose 'analysis' for a batch: one consent read instead of one per device). Nothing is
+   * read from the others, so no refusal is recorded for them.
+   */
+  async analysable(devices: readonly string[]): Promise<Set<string>> {
+    return this.consent.joinedAmong([...devices]);
+  }
+
   private async record(device: string, purpose: Purpose, reason: string, paths: readonly string[], actor?: string): Promise<void> {
     try {
       await this.col.insertOne({ _id: randomUUID(), at: new Date(), device, purpose, reason, paths: paths.slice(0, 20), ...(actor ? { actor } : {}) });

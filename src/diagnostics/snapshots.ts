@@ -214,6 +214,34 @@ export class Snapshots {
     return out;
   }
 
+  /**
+   * Issue 5 (analysis jobs): the analysable snapshots of many devices since a time, newest first,
+   * at most `perDevice` each, keyed by device id; values of categories that must never reach
+   * analytics removed, protected values left protected. Callers ask the gate first
+   * (Gate.analysable): only devices it let through are looked up.
+   */
+  async forAnalysisOf(devices: readonly string[], since: Date, perDevice: number): Promise<Map<string, SnapshotDoc[]>> {
+    const out = new Map<string, SnapshotDoc[]>();
+    if (!devices.length) return out;
+    const byPseudonym = new Map<string, string>();
+    for (const d of devices) for (const ps of this.devicePseudonyms(d)) byPseudonym.set(ps, d);
+    for (const { db } of this.regions.all()) {
+      const docs = await this.col(db)
+        .find({ device: { $in: [...byPseudonym.keys()] }, analysable: true, at: { $gte: since } })
+        .sort({ at: -1 })
+        .toArray();
+      for (const doc of docs) {
+        const d = byPseudonym.get(doc.device)!;
+        const list = out.get(d) ?? [];
+        if (list.length >= perDevice) continue;
+        list.push({ ...doc, values: doc.values.filter((v) => !doc.noAnalytics?.includes(v.c)) });
+        out.set(d, list);
+      }
+    }
+    for (const list of out.values()) list.sort((a, b) => b.at.getTime() - a.at.getTime());
+    return out;
+  }
+
   /** Retention: deletes snapshots taken before now − retention, in every region. */
   async expire(now: Date): Promise<number> {
     const cutoff = new Date(now.getTime() - this.retentionMs);

@@ -26,6 +26,10 @@ export async function startTestAcs(overrides: Partial<Config> = {}): Promise<Tes
     cpeAuth: 'none',
     logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
     flushIntervalMs: 20,
+    // Issue 5: no scheduled analysis or offline marking in the middle of other tests (the jobs
+    // tests turn them on); "run now" and the other queues work as in production.
+    analysisCron: '',
+    offlineCheckMs: 0,
     ...overrides,
   };
   const acs = await startAcs(config, createLogger(config.logLevel));
