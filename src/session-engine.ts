@@ -13,6 +13,7 @@ import type { Logger } from './logger';
 import type { RpcQueue } from './rpc-queue';
 import type { RpcRecord, SessionLog, SessionOpen, SessionOutcome } from './session-log';
 import type { SessionStore } from './session-store';
+import { sessionFacts } from './reports/facts'; // issue 6 (reports)
 
 export interface EngineOptions {
   process: string;
@@ -154,6 +155,7 @@ export class SessionEngine {
         events: inform.events.map((e) => e.eventCode),
         remote,
         process: this.opts.process,
+        ...sessionFacts(inform.parameterList, now), // issue 6 (reports)
       },
       rpcs: [],
       cpeRequests: [],

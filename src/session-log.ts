@@ -2,7 +2,7 @@
 // the first request and closed when the session ends however it ends. Both writes go through
 // a write-behind buffer as idempotent upserts ($setOnInsert to open, $set to close), so they
 // may land in either order and a retried flush changes nothing.
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, FindCursor } from 'mongodb';
 import { BatchWriter } from './batch-writer';
 import type { Logger } from './logger';
 import type { Rollups } from './rollups';
@@ -24,6 +24,10 @@ export interface SessionOpen {
   remote: string;
   process: string;
   cwmpVersion?: string;
+  /** Issue 6 (reports): DeviceInfo.SoftwareVersion from the Inform. */
+  softwareVersion?: string;
+  /** Issue 6 (reports): epoch ms the WAN connection came up, from the uptime in the Inform. */
+  wanUpAt?: number;
 }
 
 export interface SessionClose {
@@ -77,7 +81,7 @@ export class SessionLog {
         upsert: true,
       },
     });
-    this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt: c.disconnectedAt, outcome: c.outcome, events: s.events });
+    this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt: c.disconnectedAt, outcome: c.outcome, events: s.events, softwareVersion: s.softwareVersion, wanUpAt: s.wanUpAt });
   }
 
   async flush(): Promise<void> {
@@ -111,11 +115,24 @@ export class SessionLog {
       const durationMs = disconnectedAt.getTime() - s.connectedAt.getTime();
       const res = await this.col.updateOne({ _id: s._id, status: 'open' }, { $set: { ...close, status: 'closed', durationMs } });
       if (!res.modifiedCount) continue;
-      this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt, outcome: 'aborted', events: s.events });
+      this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt, outcome: 'aborted', events: s.events, softwareVersion: s.softwareVersion, wanUpAt: s.wanUpAt });
       closed.push(s._id);
     }
     await this.rollups.writer.flush();
     return closed;
+  }
+
+  /**
+   * Issue 6 (reports): the device's sessions that started in [from, to), oldest first, as a
+   * cursor (the {device, connectedAt} index bounds it; callers stream or limit it).
+   */
+  between(device: string, from: Date, to: Date): FindCursor<SessionDoc> {
+    return this.col.find({ device, connectedAt: { $gte: from, $lt: to } }).sort({ connectedAt: 1 });
+  }
+
+  /** Issue 6 (reports): the device's last session that started before t. */
+  async lastBefore(device: string, t: Date): Promise<SessionDoc | null> {
+    return this.col.find({ device, connectedAt: { $lt: t } }).sort({ connectedAt: -1 }).limit(1).next();
   }
 
   async forDevice(device: string, limit = 100): Promise<SessionDoc[]> {
