@@ -63,6 +63,8 @@ func main() {
 		}()
 	}
 
+	go indexIDs(ctx, abs, logger)
+
 	// The parent process waits for this line to know the port accepts connections.
 	fmt.Printf("ferretdb ready %s\n", f.MongoDBURI())
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {

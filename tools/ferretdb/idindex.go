@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
+)
+
+// FerretDB 1.24's SQLite backend looks documents up by `_ferretdb_sjson->'$._id'`, but the
+// unique index it creates for _id is on a differently written expression, which SQLite's
+// planner does not match: every find, update and delete by _id scans the whole table (a
+// device-day lookup took 56 s among 885k rollups; 4.6 ms with the index below). Until that is
+// fixed upstream, we add an index on the exact expression to every collection table, checking
+// each database file every couple of seconds for new collections.
+func indexIDs(ctx context.Context, dir string, logger *slog.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+		for _, f := range files {
+			if err := indexFile(ctx, f); err != nil {
+				logger.Debug("id index", "file", f, "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func indexFile(ctx context.Context, path string) error {
+	// mode=rw: never create a file FerretDB has just dropped.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM "_ferretdb_collections" WHERE table_name NOT IN
+		(SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_ferretdb_id_expr')`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	for _, t := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, t+"_ferretdb_id_expr", t)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
