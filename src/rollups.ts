@@ -36,10 +36,8 @@ import { BUCKET_MS, DAY_MS, bucketOf } from './reports/time';
 
 type Counts = Record<string, number>;
 
-export interface DailyDoc {
-  _id: string; // `${device}|${day}`
-  device: string;
-  day: string; // YYYY-MM-DD (UTC)
+/** The session counters every rollup and report row carries. */
+export interface SessionCounts {
   sessions: number;
   connectedMs: number;
   /** Sessions per outcome, for the day the session started. */
@@ -50,6 +48,12 @@ export interface DailyDoc {
   /** BOOT events, and those of them answering an ACS Reboot (M Reboot). */
   boots: number;
   requestedBoots: number;
+}
+
+export interface DailyDoc extends SessionCounts {
+  _id: string; // `${device}|${day}`
+  device: string;
+  day: string; // YYYY-MM-DD (UTC)
   firstContact: Date;
   lastContact: Date;
   /** Sessions whose Inform carried 2 PERIODIC (issue 6; absent on documents written before). */
@@ -130,17 +134,9 @@ export interface FleetFinalDoc {
 const pack = (text: string) => new Binary(deflateRawSync(Buffer.from(text, 'utf8')));
 const unpack = (b: Binary | undefined) => (b ? inflateRawSync(b.buffer).toString('utf8') : '');
 
-export interface FleetDailyDoc {
+export interface FleetDailyDoc extends SessionCounts {
   _id: string; // day
   day: string;
-  sessions: number;
-  connectedMs: number;
-  completed: number;
-  faulted: number;
-  timedOut: number;
-  aborted: number;
-  boots: number;
-  requestedBoots: number;
   periodic: number;
   firstContact?: Date;
   lastContact?: Date;

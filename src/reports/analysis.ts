@@ -13,7 +13,7 @@
 //   Reboots the ACS requested (M Reboot) are reported as reboots, not as disconnects.
 // Availability: periodic informs that arrived ÷ those expected (time observed ÷ interval), the
 // time observed being the part of the day after the device's registration and before now.
-import type { DailyDoc } from '../rollups';
+import type { DailyDoc, SessionCounts } from '../rollups';
 import { addInto, exactQuantile, quantile, type Histogram } from './hist';
 import { BUCKET_MS, BUCKETS_PER_DAY, DAY_MS, utcDay, utcDayStart, type ZoneDay } from './time';
 
@@ -119,15 +119,7 @@ export function hasUptime(s: Series, fromDay: string, toDay: string): boolean {
   return false;
 }
 
-export interface WindowTotals {
-  sessions: number;
-  connectedMs: number;
-  completed: number;
-  faulted: number;
-  timedOut: number;
-  aborted: number;
-  boots: number;
-  requestedBoots: number;
+export interface WindowTotals extends SessionCounts {
   periodicInforms: number;
 }
 

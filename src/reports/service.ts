@@ -10,7 +10,7 @@ import type { Devices, DeviceDoc, DeviceFilter } from '../devices';
 import { paramKey, softwareVersionOf } from '../devices';
 import type { Logger } from '../logger';
 import type { Redis } from '../redis';
-import { groupKey, parseGroupKey, type DailyDoc, type FleetDailyDoc, type Rollups, type TopEntry } from '../rollups';
+import { groupKey, parseGroupKey, type DailyDoc, type FleetDailyDoc, type Rollups, type SessionCounts, type TopEntry } from '../rollups';
 import type { SessionDoc, SessionLog } from '../session-log';
 import { buildSeries, deviceDays, durationHistogram, type DeviceDayRow, type DeviceFacts, type Series } from './analysis';
 import { DayFinalizer, finalisableAt, packFinal, unpackFinal, type FleetDay } from './finalize';
@@ -137,19 +137,11 @@ export interface FleetDeviceDayRow extends DeviceDayRow {
 
 export const FLEET_DEVICE_DAY_COLUMNS: (keyof FleetDeviceDayRow)[] = ['device', 'productClass', 'softwareVersion', ...DEVICE_DAY_COLUMNS];
 
-export interface FleetDayRow {
+export interface FleetDayRow extends SessionCounts {
   date: string;
   start: string;
   end: string;
   hours: number;
-  sessions: number;
-  connectedMs: number;
-  completed: number;
-  faulted: number;
-  timedOut: number;
-  aborted: number;
-  boots: number;
-  requestedBoots: number;
   periodicInforms: number;
   expectedInforms: number | null;
   availability: number | null;
