@@ -359,29 +359,9 @@ export class Tasks {
       const d = await this.readGate(device, request.parameterNames, by.createdBy);
       if (!d.allowed) throw Object.assign(new Error(d.reason), { status: 403 });
     }
-    const t = now();
-    const entry = randomUUID();
-    const task: TaskDoc = {
-      _id: id,
-      device,
-      name: input.name,
-      args: input,
-      request,
-      status: 'queued',
-      createdAt: t,
-      updatedAt: t,
-      expiresAt: new Date(t.getTime() + (input.expiresInSeconds ?? this.opts.expirySeconds) * 1000),
-      createdBy: by.createdBy,
-      entry,
-      retries: 0,
-      maxRetries: input.maxRetries ?? this.opts.maxRetries,
-      faults: [],
-    };
-    if (by.campaign) task.campaign = by.campaign;
-    if ('commandKey' in request) task.commandKey = request.commandKey;
-    if (by.connectionRequest) task.connectionRequest = { requestedAt: t };
+    const task = this.newTask(id, device, input, request, by, now());
     await this.col.insertOne(task);
-    await this.queue.enqueue(device, request, { kind: 'task', id }, entry);
+    await this.queue.enqueue(device, request, { kind: 'task', id }, task.entry);
     for (const l of this.createListeners) l(task);
     if (by.connectionRequest) {
       // An operator asked to wake this device for this task: not held back by the ACS's own
@@ -396,6 +376,37 @@ export class Tasks {
    * The same task for many devices in two writes (campaigns). Devices that vanished are skipped.
    * Wakes run after the writes, at most WAKE_CONCURRENCY at a time. Returns the tasks created.
    */
+  /** A new queued task document; its queue entry id is chosen here so the task can name it. */
+  private newTask(
+    id: string,
+    device: string,
+    input: TaskInput,
+    request: AcsRequest,
+    by: { createdBy: string; campaign?: string; connectionRequest?: boolean },
+    t: Date,
+  ): TaskDoc {
+    const task: TaskDoc = {
+      _id: id,
+      device,
+      name: input.name,
+      args: input,
+      request,
+      status: 'queued',
+      createdAt: t,
+      updatedAt: t,
+      expiresAt: new Date(t.getTime() + (input.expiresInSeconds ?? this.opts.expirySeconds) * 1000),
+      createdBy: by.createdBy,
+      entry: randomUUID(),
+      retries: 0,
+      maxRetries: input.maxRetries ?? this.opts.maxRetries,
+      faults: [],
+    };
+    if (by.campaign) task.campaign = by.campaign;
+    if ('commandKey' in request) task.commandKey = request.commandKey;
+    if (by.connectionRequest) task.connectionRequest = { requestedAt: t };
+    return task;
+  }
+
   async createMany(
     devices: string[],
     input: TaskInput,
@@ -420,26 +431,7 @@ export class Tasks {
         this.log.warn({ device, campaign: by.campaign, err: (err as Error).message }, 'no task for this device');
         continue;
       }
-      const task: TaskDoc = {
-        _id: id,
-        device,
-        name: input.name,
-        args: input,
-        request,
-        status: 'queued',
-        createdAt: t,
-        updatedAt: t,
-        expiresAt: new Date(t.getTime() + (input.expiresInSeconds ?? this.opts.expirySeconds) * 1000),
-        createdBy: by.createdBy,
-        entry: randomUUID(),
-        retries: 0,
-        maxRetries: input.maxRetries ?? this.opts.maxRetries,
-        faults: [],
-      };
-      if (by.campaign) task.campaign = by.campaign;
-      if ('commandKey' in request) task.commandKey = request.commandKey;
-      if (by.connectionRequest) task.connectionRequest = { requestedAt: t };
-      tasks.push(task);
+      tasks.push(this.newTask(id, device, input, request, by, t));
     }
     if (!tasks.length) return tasks;
     await this.col.insertMany(tasks);
