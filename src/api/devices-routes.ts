@@ -118,6 +118,8 @@ export function devicesRoutes(s: ApiServices): Route[] {
       tag: 'devices',
       summary: 'One device with its stored parameters',
       access: 'viewer',
+      // Parameters hold personal data (addresses, identifiers): every read is audited (issue 4).
+      auditRead: true,
       params: z.strictObject({ id: DeviceIdParam }),
       query: z.strictObject({
         parameters: z.string().max(256).optional().describe('only parameters whose name starts with this, e.g. Device.WiFi.'),
@@ -135,6 +137,8 @@ export function devicesRoutes(s: ApiServices): Route[] {
       tag: 'devices',
       summary: 'The device\'s CWMP sessions, newest first',
       access: 'viewer',
+      // Session records carry the device's IP addresses.
+      auditRead: true,
       params: z.strictObject({ id: DeviceIdParam }),
       query: z.strictObject({ limit: qInt(1, 1000).optional().describe('default 100') }),
       response: { status: 200, description: 'sessions', schema: z.strictObject({ items: z.array(SessionView) }) },

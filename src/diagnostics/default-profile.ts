@@ -197,6 +197,8 @@ export const DEFAULT_PROFILE = {
         'Device.WiFi.Radio.{i}.OperatingFrequencyBand',
         { path: 'Device.WiFi.SSID.{i}.SSID', protection: 'encrypt' },
         'Device.WiFi.AccessPoint.{i}.AssociatedDeviceNumberOfEntries',
+        // Signal of each associated client: the short-coverage fix rule reads it.
+        'Device.WiFi.AccessPoint.{i}.AssociatedDevice.{i}.SignalStrength',
         'Device.WiFi.AccessPoint.{i}.Security.ModeEnabled',
       ],
       tr098: [
