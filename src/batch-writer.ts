@@ -5,6 +5,14 @@
 import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
 import type { Logger } from './logger';
 
+/**
+ * Operations per database command. FerretDB 1.24 keeps each update's query cursor (a SQLite
+ * connection, 100 in its pool) open until the whole update command returns, so one command with
+ * ~100 updates of existing documents waits forever for a connection. Chunks of 32, with the
+ * local pool's 2 connections, stay far below that; for MongoDB the extra round trips are noise.
+ */
+const COMMAND_CHUNK = 32;
+
 export class BatchWriter<T extends Document> {
   private ops: AnyBulkWriteOperation<T>[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -43,15 +51,22 @@ export class BatchWriter<T extends Document> {
   }
 
   private async write(ops: AnyBulkWriteOperation<T>[]): Promise<void> {
+    let done = 0;
     try {
-      await this.collection.bulkWrite(ops, { ordered: true });
+      for (; done < ops.length; done += COMMAND_CHUNK) {
+        await this.collection.bulkWrite(ops.slice(done, done + COMMAND_CHUNK), { ordered: true });
+      }
       this.failures = 0;
     } catch (err) {
+      ops = ops.slice(done); // the chunks before the failing one are stored
       const failedAt = firstWriteErrorIndex(err);
       if (failedAt !== null) {
         // Ordered bulk: everything before the failed op is stored, the failed op can never
         // succeed (e.g. a document the server refuses); retrying those would double-count $inc.
-        this.log.error({ err: (err as Error).message, collection: this.collection.collectionName }, 'batched write refused one operation; dropped it');
+        // A duplicate insert is a retry of one whose reply was lost: it is stored already.
+        if (!isDuplicateInsert(ops[failedAt], err)) {
+          this.log.error({ err: (err as Error).message, collection: this.collection.collectionName }, 'batched write refused one operation; dropped it');
+        }
         const rest = ops.slice(failedAt + 1);
         if (rest.length) this.ops = rest.concat(this.ops);
         if (this.ops.length && !this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
@@ -70,9 +85,18 @@ export class BatchWriter<T extends Document> {
   }
 }
 
+function isDuplicateInsert(op: object, err: unknown): boolean {
+  const codes = [(err as { code?: number }).code, ...writeErrorsOf(err).map((e) => e.code)];
+  return 'insertOne' in op && codes.includes(11000);
+}
+
+function writeErrorsOf(err: unknown): { index: number; code?: number }[] {
+  const writeErrors = (err as { writeErrors?: { index: number; code?: number }[] | { index: number; code?: number } }).writeErrors;
+  if (!writeErrors) return [];
+  return Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+}
+
 function firstWriteErrorIndex(err: unknown): number | null {
-  const writeErrors = (err as { writeErrors?: { index: number }[] | { index: number } }).writeErrors;
-  if (!writeErrors) return null;
-  const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+  const list = writeErrorsOf(err);
   return list.length ? Math.min(...list.map((e) => e.index)) : null;
 }
