@@ -1,7 +1,10 @@
-// The session log: owner of the `sessions` collection. One record per CWMP session, opened at
-// the first request and closed when the session ends however it ends. Both writes go through
-// a write-behind buffer as idempotent upserts ($setOnInsert to open, $set to close), so they
-// may land in either order and a retried flush changes nothing.
+// The session log: owner of the `sessions` collection. One record per CWMP session, closed when
+// the session ends however it ends. Writes go through a write-behind buffer. Most sessions (a
+// periodic Inform) end within milliseconds, so a session is stored as one insert of the closed
+// record; only a session still open after `openRecordDelayMs` is first stored as an open record
+// (so a crash leaves a trace that the start-up sweep closes) and later closed by an upsert. The
+// open upsert ($setOnInsert) and the close upsert ($set of every field) may land in either order
+// and a retried flush changes nothing.
 import type { Collection, Db, FindCursor } from 'mongodb';
 import { BatchWriter } from './batch-writer';
 import type { Logger } from './logger';
@@ -50,8 +53,17 @@ export interface SessionDoc extends SessionOpen, Partial<SessionClose> {
 export class SessionLog {
   readonly col: Collection<SessionDoc>;
   readonly writer: BatchWriter<SessionDoc>;
+  /** Sessions opened but not yet written, with the time they opened (insertion order). */
+  private readonly opening = new Map<string, { s: SessionOpen; at: number }>();
+  private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(db: Db, log: Logger, flushIntervalMs: number, private readonly rollups: Rollups) {
+  constructor(
+    db: Db,
+    log: Logger,
+    flushIntervalMs: number,
+    private readonly rollups: Rollups,
+    private readonly openRecordDelayMs = 1000,
+  ) {
     this.col = db.collection<SessionDoc>('sessions');
     this.writer = new BatchWriter(this.col, log, flushIntervalMs);
   }
@@ -65,26 +77,39 @@ export class SessionLog {
   }
 
   open(s: SessionOpen): void {
-    this.writer.add({
-      updateOne: { filter: { _id: s._id }, update: { $setOnInsert: { ...s, status: 'open' } }, upsert: true },
-    });
+    this.opening.set(s._id, { s, at: Date.now() });
+    this.sweeper ??= setInterval(() => this.writeOpen(Date.now() - this.openRecordDelayMs), Math.max(10, this.openRecordDelayMs / 4));
+    this.sweeper.unref();
+  }
+
+  /** Writes the open records of sessions that opened before `before`. */
+  private writeOpen(before: number): void {
+    for (const [id, { s, at }] of this.opening) {
+      if (at > before) break; // insertion order: the rest are younger
+      this.opening.delete(id);
+      this.writer.add({ updateOne: { filter: { _id: id }, update: { $setOnInsert: { ...s, status: 'open' } }, upsert: true } });
+    }
+    if (!this.opening.size && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
   }
 
   /** Closes the record and adds it to the daily rollups. */
   close(s: SessionOpen, c: SessionClose): void {
     const durationMs = Math.max(0, c.disconnectedAt.getTime() - s.connectedAt.getTime());
-    const { _id, ...openFields } = s;
-    this.writer.add({
-      updateOne: {
-        filter: { _id },
-        update: { $set: { ...openFields, ...c, status: 'closed', durationMs } },
-        upsert: true,
-      },
-    });
+    const closed = { ...s, ...c, status: 'closed' as const, durationMs };
+    if (this.opening.delete(s._id)) {
+      this.writer.add({ insertOne: { document: closed } });
+    } else {
+      const { _id, ...fields } = closed;
+      this.writer.add({ updateOne: { filter: { _id }, update: { $set: fields }, upsert: true } });
+    }
     this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt: c.disconnectedAt, outcome: c.outcome, events: s.events, softwareVersion: s.softwareVersion, wanUpAt: s.wanUpAt });
   }
 
   async flush(): Promise<void> {
+    this.writeOpen(Infinity);
     await this.writer.flush();
     await this.rollups.writer.flush();
   }
