@@ -167,7 +167,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   const metrics = new Metrics({ engine, queue, tasks, campaigns });
   await Promise.all([tasks.ensureIndexes(), campaigns.ensureIndexes(), operators.ensureIndexes(), audit.ensureIndexes()]);
   // Issue 4: the diagnostics program hooks into the engine, queue and registry before CWMP opens.
-  const program = await DiagnosticsProgram.start({ config, log, database, devices, queue, engine, sessions, rollups, tasks, audit, crCredentials });
+  const program = await DiagnosticsProgram.start({ config, log, database, devices, queue, engine, redis, sessions, rollups, tasks, audit, crCredentials });
   tasks.readGate = (device, names, by) => program.readGate(device, names, by);
   // Issue 5: rules, remediations and the job queues (processors call these same services).
   const remediations = new Remediations(database.db, tasks, log, redis);

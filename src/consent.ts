@@ -24,6 +24,7 @@
 // whatever the request or the device setting says.
 //
 // Unknown (no record) counts as not joined.
+import type Redis from 'ioredis';
 import type { Collection, Db } from 'mongodb';
 import type { Inform, ParameterValueStruct } from '../cwmp/types';
 import { dataModelOf } from '../cwmp/device-id';
@@ -133,6 +134,16 @@ export function parseBool(v: string): boolean | undefined {
 /** Longest time collection waits for a re-read of the setting (a lost read must not block it forever). */
 export const VERIFY_WAIT_MS = 3600_000;
 
+/**
+ * The Redis mirror of each device's `joined` (key consent:<device>, '1' or '0'): every Inform asks
+ * whether to plan diagnostic pulls, and a Redis read is far cheaper than a database read. This
+ * module writes the mirror after every change it stores; readers only fill a missing key (NX),
+ * so a reader that read the database before a change cannot overwrite the change's value. It is
+ * a hint for planning only: the gate decides from the database.
+ */
+const MIRROR_TTL_S = 86_400;
+const mirrorKey = (device: string) => `consent:${device}`;
+
 const guardianMissing = (minor: boolean | undefined, g: GuardianConsent | undefined) => minor === true && g?.given !== true;
 
 export class Consent {
@@ -145,6 +156,7 @@ export class Consent {
     private readonly queue: RpcQueue,
     private readonly log: Logger,
     readonly opts: ConsentOptions,
+    private readonly redis: Redis,
   ) {
     this.col = db.collection<ConsentDoc>('consent');
   }
@@ -176,6 +188,15 @@ export class Consent {
   async state(device: string): Promise<ConsentState> {
     const doc = await this.col.findOne({ _id: device }, { projection: { history: 0 } });
     return describe(doc);
+  }
+
+  /** Whether the device joined, from the mirror (see MIRROR_TTL_S): for planning, not for gating. */
+  async joinedHint(device: string): Promise<boolean> {
+    const v = await this.redis.get(mirrorKey(device));
+    if (v !== null) return v === '1';
+    const joined = (await this.state(device)).joined;
+    await this.redis.set(mirrorKey(device), joined ? '1' : '0', 'EX', MIRROR_TTL_S, 'NX');
+    return joined;
   }
 
   async history(device: string, limit: number, offset: number): Promise<{ total: number; items: ConsentEvent[] }> {
@@ -336,6 +357,7 @@ export class Consent {
       { upsert: true, returnDocument: 'after' },
     );
     const after = doc ?? ((await this.col.findOne({ _id: device })) as ConsentDoc);
+    await this.redis.set(mirrorKey(device), after.joined ? '1' : '0', 'EX', MIRROR_TTL_S);
     const previous = prev?.joined ?? false;
     this.log.info({ device, joined: event.joined, source: event.source }, 'consent changed');
     if (after.joined !== previous || !prev) for (const l of this.listeners) await l(device, after, previous);
@@ -459,6 +481,7 @@ export class Consent {
 
   async erase(device: string): Promise<number> {
     const r = await this.col.deleteOne({ _id: device });
+    await this.redis.del(mirrorKey(device));
     return r.deletedCount;
   }
 }

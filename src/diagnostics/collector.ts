@@ -119,8 +119,7 @@ export class Collector {
   // ---- planning -----------------------------------------------------------------------------
 
   async onInform(device: string, inform: Inform): Promise<void> {
-    const state = await this.consent.state(device);
-    if (!state.joined) return;
+    if (!(await this.consent.joinedHint(device))) return;
     let root = dataModelOf(inform.parameterList)?.root;
     if (!root) root = (await this.devices.get(device))?.root;
     const model = modelOfRoot(root);

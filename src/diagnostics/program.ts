@@ -4,6 +4,7 @@
 // ApiServices.program.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type Redis from 'ioredis';
 import type { Config } from '../config';
 import { Consent } from '../consent';
 import type { Database } from '../db';
@@ -31,6 +32,7 @@ export interface ProgramDeps {
   devices: Devices;
   queue: RpcQueue;
   engine: SessionEngine;
+  redis: Redis;
   sessions: SessionLog;
   rollups: Rollups;
   tasks?: { eraseDevice(device: string): Promise<number>; query(q: { device: string; limit: number; offset: number }): Promise<{ items: unknown[] }> };
@@ -73,7 +75,7 @@ export class DiagnosticsProgram {
     const regions = await Regions.open(database, config.mongodbUrl!, config.mongodbDb, parseRegions(config.regions), log);
     const profiles = new ProfileStore(db, log, config.diagnosticsProfile);
     await profiles.init();
-    const consent = new Consent(db, devices, queue, log, { paramTr181: config.consentParamTr181, paramTr098: config.consentParamTr098, sync: config.consentSync });
+    const consent = new Consent(db, devices, queue, log, { paramTr181: config.consentParamTr181, paramTr098: config.consentParamTr098, sync: config.consentSync }, deps.redis);
     const gate = new Gate(db, consent, profiles, log);
     const snapshots = new Snapshots(regions, crypto, log, config.diagnosticsRetentionDays * DAY_MS);
     const tests = new DiagnosticTests(db, queue, devices, gate, log);
