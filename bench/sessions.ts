@@ -3,7 +3,7 @@
 // concurrent sessions and reports throughput, client-side latency, failures and the ACS's memory
 // and CPU per session. Traffic goes to 127.0.0.1 only.
 //
-//   npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db]
+//   npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db] [--register boot|bootstrap] [--cpu-prof DIR]
 //
 // Each run uses its own database (bench_<timestamp>) and Redis prefix. When the CLI started the
 // local development database (no MONGODB_URL), the run's database file is deleted afterwards
@@ -22,18 +22,26 @@ interface Args {
   concurrency: number;
   registerTimeout: number;
   keepDb: boolean;
+  /**
+   * How the fleet first checks in: 'boot' (1 BOOT, as devices moved from another ACS do) or
+   * 'bootstrap' (0 BOOTSTRAP + 1 BOOT: consent read, attributes and connection request
+   * credentials are provisioned, several RPCs per device).
+   */
+  register: 'boot' | 'bootstrap';
+  /** Directory for a V8 CPU profile of the ACS (node --cpu-prof), when set. */
+  cpuProf?: string;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(msg);
   console.error(
-    'usage: npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db]',
+    'usage: npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db] [--register boot|bootstrap] [--cpu-prof DIR]',
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { devices: [1000, 10000], seconds: 20, concurrency: 64, registerTimeout: 180, keepDb: false };
+  const a: Args = { devices: [1000, 10000], seconds: 20, concurrency: 64, registerTimeout: 180, keepDb: false, register: 'boot' };
   const posInt = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!v || !Number.isInteger(n) || n <= 0) usage(`${name} needs a positive integer, got ${v}`);
@@ -60,6 +68,15 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--keep-db':
         a.keepDb = true;
+        break;
+      case '--register': {
+        const v = val();
+        if (v !== 'boot' && v !== 'bootstrap') usage('--register is boot or bootstrap');
+        a.register = v;
+        break;
+      }
+      case '--cpu-prof':
+        a.cpuProf = path.resolve(val() ?? usage('--cpu-prof needs a directory'));
         break;
       case '--help':
       case '-h':
@@ -180,7 +197,7 @@ interface Acs {
   stderr: Tail;
 }
 
-async function startAcs(root: string): Promise<Acs> {
+async function startAcs(root: string, args: Args): Promise<Acs> {
   const cli = path.join(root, 'dist', 'src', 'cli.js');
   if (!fs.existsSync(cli)) {
     throw new Error(`${path.relative(process.cwd(), cli)} not found: build the server first (npm run build)`);
@@ -198,7 +215,8 @@ async function startAcs(root: string): Promise<Acs> {
     LOG_LEVEL: 'warn',
   };
   log(`starting ACS: node ${path.relative(root, cli)} start (CWMP 127.0.0.1:${cwmpPort}, API ${apiPort}, db bench_${ts})`);
-  const child = spawn(process.execPath, [cli, 'start'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prof = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`] : [];
+  const child = spawn(process.execPath, [...prof, cli, 'start'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new Tail();
   const stderr = new Tail();
   const acs: Acs = { child, dbName: env.MONGODB_DB!, redisPrefix: env.REDIS_PREFIX!, url: `http://127.0.0.1:${cwmpPort}/`, stdout, stderr };
@@ -394,18 +412,10 @@ async function benchSize(acs: Acs, devices: number, args: Args, tag: string): Pr
   const pid = acs.child.pid!;
   const fleet = makeFleet(devices, { url: acs.url, serialPrefix: `B${tag}${devices}_`, timeoutMs: 30_000 });
 
-  log(`${devices} devices: registering (one BOOTSTRAP session each, concurrency ${args.concurrency})`);
-  const reg = await runPhase(
-    fleet,
-    args.concurrency,
-    {
-      events: [
-        { eventCode: '0 BOOTSTRAP', commandKey: '' },
-        { eventCode: '1 BOOT', commandKey: '' },
-      ],
-    },
-    { count: devices, seconds: args.registerTimeout },
-  );
+  const events = [{ eventCode: '1 BOOT', commandKey: '' }];
+  if (args.register === 'bootstrap') events.unshift({ eventCode: '0 BOOTSTRAP', commandKey: '' });
+  log(`${devices} devices: registering (one ${events.map((e) => e.eventCode).join(' + ')} session each, concurrency ${args.concurrency})`);
+  const reg = await runPhase(fleet, args.concurrency, { events }, { count: devices, seconds: args.registerTimeout });
   const regFail = Object.values(reg.failures).reduce((s, x) => s + (x ?? 0), 0);
   log(
     `${devices} devices: registered ${reg.ok} in ${reg.elapsedS.toFixed(1)} s (${(reg.ok / reg.elapsedS).toFixed(0)}/s)` +
@@ -506,7 +516,7 @@ function table(rows: Row[], args: Args): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const root = path.resolve(__dirname, '..', '..');
-  const acs = await startAcs(root);
+  const acs = await startAcs(root, args);
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
