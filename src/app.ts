@@ -121,7 +121,13 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   sweeper.unref();
 
   const engine = new SessionEngine(
-    { process: processId, sessionTimeoutMs: config.sessionTimeoutMs, maxOpenSessions: config.maxOpenSessions },
+    {
+      process: processId,
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      maxOpenSessions: config.maxOpenSessions,
+      maxStartingSessions: config.maxStartingSessions,
+      shedRetryAfterS: config.shedRetryAfterS,
+    },
     devices,
     sessions,
     queue,

@@ -56,6 +56,15 @@ export interface Config {
   flushIntervalMs: number;
   /** Above this many sessions in progress, new Informs are shed with fault 8005. */
   maxOpenSessions: number;
+  /**
+   * Above this many Informs being stored at once (per worker), new Informs are shed with fault
+   * 8005 and 503 Retry-After: past saturation the queue would only turn into timeouts.
+   */
+  maxStartingSessions: number;
+  /** Retry-After (s) when shedding; each answer picks between this and twice it, so retries spread out. */
+  shedRetryAfterS: number;
+  /** ACS worker processes for `acs start` (Node cluster; 1 = no cluster). */
+  workers: number;
   logLevel: string;
   /** Directory for the local database and other development state. */
   dataDir: string;
@@ -200,6 +209,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, 'ACS_MAX_BODY_BYTES', 4 * 1024 * 1024),
     flushIntervalMs: int(env, 'ACS_FLUSH_INTERVAL_MS', 50),
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
+    maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 128),
+    shedRetryAfterS: int(env, 'ACS_SHED_RETRY_AFTER', 30),
+    workers: int(env, 'ACS_WORKERS', 1),
     logLevel: env.LOG_LEVEL || 'info',
     dataDir: env.ACS_DATA_DIR || '.local',
     secretKey: env.ACS_SECRET_KEY || undefined,

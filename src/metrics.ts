@@ -46,6 +46,16 @@ export class Metrics {
         this.set(src.engine.openSessions);
       },
     });
+    new Counter({
+      name: 'acs_cwmp_informs_shed_total',
+      help: 'Informs refused with fault 8005 / 503 Retry-After because this process was saturated',
+      registers,
+      collect() {
+        // The engine counts; the counter mirrors it at scrape time.
+        this.reset();
+        this.inc(src.engine.shed);
+      },
+    });
     const rpcs = new Counter({
       name: 'acs_cwmp_rpcs_total',
       help: 'ACS requests answered by devices, by method and outcome (response or fault)',

@@ -19,6 +19,8 @@ export interface EngineOptions {
   process: string;
   sessionTimeoutMs: number;
   maxOpenSessions: number;
+  maxStartingSessions: number;
+  shedRetryAfterS: number;
 }
 
 /** What other parts of the server may react to; listeners run in order and are awaited. */
@@ -71,6 +73,10 @@ export class SessionEngine {
   private readonly bySocket = new WeakMap<Socket, string>();
   private readonly parkedTimers = new Map<string, NodeJS.Timeout>();
   readonly hooks: SessionHooks = { inform: [], cpeRequest: [], ended: [] };
+  /** Informs being stored now (between receipt and InformResponse). */
+  private starting = 0;
+  /** Informs answered with fault 8005 because the ACS was saturated, since start. */
+  shed = 0;
 
   constructor(
     private readonly opts: EngineOptions,
@@ -134,9 +140,22 @@ export class SessionEngine {
       const what = env?.body ? env.body.method : 'an empty request';
       return { status: 400, body: renderFault(env, 8003, `no session in progress: expected Inform, got ${what}`) };
     }
-    if (this.live.size >= this.opts.maxOpenSessions) {
-      return { status: 503, body: renderFault(env, 8005, 'the ACS is busy, retry later'), retryAfter: 30 };
+    if (this.live.size >= this.opts.maxOpenSessions || this.starting >= this.opts.maxStartingSessions) {
+      // Shed before any work: a refused CPE costs one parse, and it comes back after Retry-After
+      // (spread over [base, 2 × base] so a fleet refused together does not return together).
+      this.shed += 1;
+      const base = this.opts.shedRetryAfterS;
+      return { status: 503, body: renderFault(env, 8005, 'the ACS is busy, retry later'), retryAfter: base + Math.floor(Math.random() * (base + 1)) };
     }
+    this.starting += 1;
+    try {
+      return await this.open(inform, env, socket, remote, bytesIn, authDevice);
+    } finally {
+      this.starting -= 1;
+    }
+  }
+
+  private async open(inform: Inform, env: Envelope, socket: Socket, remote: string, bytesIn: number, authDevice?: string): Promise<Reply> {
     const device = deviceIdOf(inform.deviceId);
     if (authDevice && authDevice !== device) {
       return { status: 403, body: renderFault(env, 8001, `credentials belong to ${authDevice}, not ${device}`) };

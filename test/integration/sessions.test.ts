@@ -28,12 +28,13 @@ const until = async <T>(f: () => Promise<T | null | undefined | false>, ms = 500
   }
 };
 
-function rawPost(url: string, body: string | Buffer, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; body: string }> {
+function rawPost(url: string, body: string | Buffer, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; body: string; retryAfter?: number }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers: { 'Content-Type': 'text/xml', ...headers }, agent: false }, (res) => {
       let data = '';
       res.on('data', (d) => (data += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body: data }));
+      const retryAfter = res.headers['retry-after'] ? Number(res.headers['retry-after']) : undefined;
+      res.on('end', () => resolve({ status: res.statusCode!, body: data, retryAfter }));
     });
     req.on('error', reject);
     req.end(body);
@@ -373,5 +374,41 @@ describe('CWMP sessions across ACS processes (integration)', function () {
       await b.stop();
       await a.stop();
     }
+  });
+});
+
+describe('CWMP load shedding (integration)', function () {
+  this.timeout(30_000);
+  let acs: TestAcs;
+  before(async () => {
+    acs = await startTestAcs({ maxStartingSessions: 2, shedRetryAfterS: 30, metricsPublic: true });
+  });
+  after(async () => {
+    await acs?.stop();
+  });
+
+  it('answers Informs past the limit at once with 503, fault 8005 and a spread Retry-After, and serves again after', async () => {
+    // Hold Informs while they are stored, as a saturated database would.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const hold = async () => held;
+    acs.engine.hooks.inform.push(hold);
+    const busy = [cpeFor(acs), cpeFor(acs)].map((c) => c.session());
+    await new Promise((r) => setTimeout(r, 200));
+    const extra = cpeFor(acs);
+    const t0 = Date.now();
+    const refused = await rawPost(acs.url, extra.informXml());
+    assert.ok(Date.now() - t0 < 1000, 'shedding answers at once, it does not queue');
+    assert.equal(refused.status, 503);
+    assert.match(refused.body, /<FaultCode>8005<\/FaultCode>/);
+    assert.ok(refused.retryAfter !== undefined && refused.retryAfter >= 30 && refused.retryAfter <= 60, `Retry-After ${refused.retryAfter}`);
+    assert.equal(await acs.devices.get(extra.id), null, 'nothing was stored for the refused device');
+
+    release();
+    acs.engine.hooks.inform.splice(acs.engine.hooks.inform.indexOf(hold), 1);
+    for (const r of await Promise.all(busy)) assert.equal(r.ended, '204');
+    assert.equal((await extra.session()).ended, '204', 'served once the load is gone');
+    const metrics = await (await fetch(`http://127.0.0.1:${acs.apiPort}/metrics`)).text();
+    assert.match(metrics, /^acs_cwmp_informs_shed_total 1$/m);
   });
 });
