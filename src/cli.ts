@@ -1,6 +1,7 @@
-// Command line: `acs start` runs the ACS. Without MONGODB_URL / REDIS_URL it starts the local
-// development services first and says so. `acs token create|list|revoke` manages operator
+// Command line: `acs start` runs the ACS (ACS_WORKERS > 1: that many worker processes). Without
+// MONGODB_URL / REDIS_URL it starts the local development services first and says so. `acs token create|list|revoke` manages operator
 // API tokens (see tokenCommand below).
+import cluster from 'node:cluster';
 import path from 'node:path';
 import { startAcs } from './app';
 import { cpeAuthProblem, loadConfig, type Config } from './config';
@@ -21,6 +22,10 @@ async function start(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  if (cluster.isWorker) {
+    await runAcs(config, log, []);
+    return;
+  }
   const problem = cpeAuthProblem(config);
   if (problem?.fatal) {
     log.fatal(problem.message);
@@ -38,8 +43,9 @@ async function start(): Promise<void> {
       local.push(db);
       config.mongodbUrl = db.url;
       // SQLite has one writer: many concurrent connections only turn into SQLITE_BUSY errors
-      // (FerretDB's read-then-write upgrades fail at once instead of waiting).
-      if (!process.env.MONGODB_POOL_SIZE) config.mongodbPoolSize = LOCAL_DB_POOL;
+      // (FerretDB's read-then-write upgrades fail at once instead of waiting). The workers
+      // share the budget.
+      if (!process.env.MONGODB_POOL_SIZE) config.mongodbPoolSize = Math.max(1, Math.floor(LOCAL_DB_POOL / config.workers));
     }
     if (!config.redisUrl) {
       say('REDIS_URL is not set: using local Redis');
@@ -52,7 +58,22 @@ async function start(): Promise<void> {
     await Promise.all(local.map((s) => s.stop()));
     process.exit(1);
   }
+  if (config.workers > 1) runWorkers(config, log, local);
+  else await runAcs(config, log, local);
+}
 
+/** Prints where the ACS listens: as log lines, and as a plain line for scripts that wait for it. */
+function announce(config: Config, log: Logger, ports: { cwmp: number; cwmps?: number; api: number }, workers = 1): void {
+  const procs = workers > 1 ? ` (${workers} worker processes)` : '';
+  log.info(`CWMP listening on http://${config.cwmpHost}:${ports.cwmp}/` + (ports.cwmps ? ` and https port ${ports.cwmps}` : '') + procs);
+  log.info(`operator API listening on http://${config.apiHost}:${ports.api}/api/v1 (OpenAPI: /api/v1/openapi.json)`);
+  if (!config.adminToken) log.info('ACS_ADMIN_TOKEN is not set: create API tokens with `npx acs token create --role admin --name <you>`');
+  // A plain line too, for scripts that wait for the ACS (bench, demo) whatever the log level.
+  if (!log.isLevelEnabled('info')) process.stdout.write(`CWMP listening on port ${ports.cwmp}\n`);
+}
+
+/** Runs the ACS in this process (alone, or as a cluster worker) until SIGINT/SIGTERM. */
+async function runAcs(config: Config, log: Logger, local: LocalService[]): Promise<void> {
   let acs: Awaited<ReturnType<typeof startAcs>>;
   try {
     acs = await startAcs(config, log);
@@ -61,11 +82,9 @@ async function start(): Promise<void> {
     await Promise.all(local.map((s) => s.stop()));
     process.exit(1);
   }
-  log.info(`CWMP listening on http://${config.cwmpHost}:${acs.cwmpPort}/` + (acs.cwmpsPort ? ` and https port ${acs.cwmpsPort}` : ''));
-  log.info(`operator API listening on http://${config.apiHost}:${acs.apiPort}/api/v1 (OpenAPI: /api/v1/openapi.json)`);
-  if (!config.adminToken) log.info('ACS_ADMIN_TOKEN is not set: create API tokens with `npx acs token create --role admin --name <you>`');
-  // A plain line too, for scripts that wait for the ACS (bench, demo) whatever the log level.
-  if (!log.isLevelEnabled('info')) process.stdout.write(`CWMP listening on port ${acs.cwmpPort}\n`);
+  const ports = { cwmp: acs.cwmpPort, cwmps: acs.cwmpsPort, api: acs.apiPort };
+  if (cluster.isWorker) process.send!({ type: 'ready', ports });
+  else announce(config, log, ports);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -76,6 +95,62 @@ async function start(): Promise<void> {
     await Promise.all(local.map((s) => s.stop()));
     process.exit(0);
   };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/**
+ * The cluster primary: forks ACS_WORKERS workers that share the CWMP and API ports (Node's
+ * cluster hands connections out round-robin) and the services started here. A worker that dies
+ * is replaced; one that keeps dying at start stops the whole ACS rather than loop.
+ */
+function runWorkers(config: Config, log: Logger, local: LocalService[]): void {
+  const env = {
+    MONGODB_URL: config.mongodbUrl!,
+    REDIS_URL: config.redisUrl!,
+    MONGODB_POOL_SIZE: String(config.mongodbPoolSize),
+  };
+  let stopping = false;
+  let ready = 0;
+  const early: number[] = [];
+  const fork = () => {
+    const startedAt = Date.now();
+    const w = cluster.fork(env);
+    w.on('message', (m: { type?: string; ports?: { cwmp: number; cwmps?: number; api: number } }) => {
+      if (m?.type !== 'ready' || !m.ports) return;
+      ready += 1;
+      if (ready === config.workers) announce(config, log, m.ports, config.workers);
+    });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      log.error({ pid: w.process.pid, code, signal }, 'ACS worker exited: starting another');
+      if (Date.now() - startedAt < 10_000) early.push(Date.now());
+      if (early.filter((t) => Date.now() - t < 60_000).length >= 3) {
+        log.fatal('ACS workers keep failing at start: stopping');
+        void shutdown('worker failures', 1);
+        return;
+      }
+      fork();
+    });
+  };
+  const shutdown = async (why: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${why}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (!w || w.isDead()) return resolve();
+          w.once('exit', () => resolve());
+          w.process.kill('SIGTERM');
+          setTimeout(() => w.process.kill('SIGKILL'), 20_000).unref();
+        }),
+    );
+    await Promise.all(exits);
+    await Promise.all(local.map((s) => s.stop()));
+    process.exit(code);
+  };
+  for (let i = 0; i < config.workers; i++) fork();
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }

@@ -1,0 +1,125 @@
+// `acs start` with ACS_WORKERS=2: the workers share the CWMP port, sessions land on both, a
+// killed worker is replaced, and SIGTERM stops every process.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { connectDatabase } from '../../src/db';
+import { freePort, ROOT } from '../../tools/local-services';
+import { services } from '../hooks';
+import { TestCpe } from '../support/cpe';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Pids of the primary's children (its cluster workers). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const until = async <T>(f: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 15_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe('ACS cluster (integration)', function () {
+  this.timeout(60_000);
+  let primary: ChildProcess | undefined;
+
+  after(() => {
+    if (primary && primary.exitCode === null) primary.kill('SIGKILL');
+  });
+
+  it('runs sessions on every worker, replaces a killed worker and stops them all on SIGTERM', async () => {
+    const { mongodbUrl, redisUrl } = await services();
+    const tag = randomBytes(4).toString('hex');
+    const cwmpPort = await freePort();
+    const apiPort = await freePort();
+    const dbName = `test_cluster_${tag}`;
+    primary = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'start'], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'development',
+        MONGODB_URL: mongodbUrl,
+        REDIS_URL: redisUrl,
+        MONGODB_DB: dbName,
+        REDIS_PREFIX: `test:cluster:${tag}:`,
+        ACS_WORKERS: '2',
+        ACS_CWMP_HOST: '127.0.0.1',
+        ACS_CWMP_PORT: String(cwmpPort),
+        ACS_API_HOST: '127.0.0.1',
+        ACS_API_PORT: String(apiPort),
+        ACS_CPE_AUTH: 'none',
+        ACS_SECRET_KEY: randomBytes(32).toString('hex'),
+        ACS_ANALYSIS_CRON: '',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    primary.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    primary.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => out.includes('CWMP listening'), 30_000).catch(() => assert.fail(`the cluster did not start:\n${out.slice(-3000)}`));
+    assert.equal(out.split('CWMP listening').length - 1, 1, 'the primary announces once, after every worker is ready');
+    const workers = childrenOf(primary.pid!);
+    assert.equal(workers.length, 2, `two workers, got ${workers.join(', ')}`);
+
+    const url = `http://127.0.0.1:${cwmpPort}/`;
+    const fleet = Array.from({ length: 12 }, (_, i) => new TestCpe({ url, dataModel: 'tr181', deviceId: { manufacturer: 'A', oui: '00AABB', productClass: 'C', serialNumber: `CL${tag}${i}` } }));
+    const results = await Promise.all(fleet.map((c) => c.session()));
+    assert.ok(results.every((r) => r.ended === '204'), JSON.stringify(results.map((r) => r.ended)));
+
+    const db = await connectDatabase(mongodbUrl, dbName);
+    try {
+      const procs = await until(async () => {
+        const docs = await db.db.collection('sessions').find({ status: 'closed' }).toArray();
+        return docs.length === fleet.length ? new Set(docs.map((d) => d.process)) : null;
+      });
+      assert.equal(procs.size, 2, 'connections were spread over both workers');
+
+      // A worker that dies is replaced, and the CWMP port keeps answering.
+      process.kill(workers[0], 'SIGKILL');
+      const replaced = await until(() => {
+        const now = childrenOf(primary!.pid!);
+        return now.length === 2 && !now.includes(workers[0]) ? now : null;
+      });
+      assert.ok(replaced.includes(workers[1]));
+      assert.match(out, /ACS worker exited: starting another/);
+      const again = await until(async () => {
+        const r = await fleet[0].session();
+        return r.ended === '204' ? r : null;
+      });
+      assert.equal(again.ended, '204');
+
+      const exited = new Promise<number | null>((r) => primary!.once('exit', (code) => r(code)));
+      primary.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      for (const pid of replaced) assert.equal(alive(pid), false, `worker ${pid} stopped with the primary`);
+    } finally {
+      await db.db.dropDatabase().catch(() => undefined);
+      await db.close();
+    }
+  });
+});
