@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +24,11 @@ func main() {
 	dir := flag.String("dir", "./data", "directory for the SQLite files (one per database)")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn, error")
 	lifeline := flag.Bool("stdin-lifeline", false, "exit when standard input closes (the parent died)")
+	pprofAddr := flag.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, for finding where the database spends its time")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
+	}
 
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
