@@ -55,6 +55,8 @@ interface Live {
 interface LocalLive extends Live {
   timer?: NodeJS.Timeout;
   socket?: Socket;
+  /** Parks the session if `socket` closes mid-session; removed when the session moves or ends. */
+  onClose?: () => void;
   busy: boolean;
 }
 
@@ -126,11 +128,22 @@ export class SessionEngine {
 
   private bind(l: LocalLive, socket: Socket): void {
     if (l.socket === socket) return;
+    this.unbind(l);
     l.socket = socket;
     this.bySocket.set(socket, l.id);
-    socket.once('close', () => {
+    // A kept-alive connection (a proxy's, a load generator's) carries many sessions one after
+    // another: each listener goes when its session leaves the connection.
+    l.onClose = () => {
+      l.onClose = undefined;
       if (this.live.get(l.id) === l && l.socket === socket) void this.park(l);
-    });
+    };
+    socket.once('close', l.onClose);
+  }
+
+  private unbind(l: LocalLive): void {
+    if (l.socket && l.onClose) l.socket.off('close', l.onClose);
+    if (l.socket && this.bySocket.get(l.socket) === l.id) this.bySocket.delete(l.socket);
+    l.onClose = undefined;
   }
 
   /** Handles a POST that belongs to no session: it must be an Inform. */
@@ -321,7 +334,7 @@ export class SessionEngine {
   private async park(l: LocalLive): Promise<void> {
     if (l.busy) return; // the request in progress will finish or fail on its own
     this.detach(l);
-    const { timer: _t, socket: _s, busy: _b, ...plain } = l;
+    const { timer: _t, socket: _s, onClose: _c, busy: _b, ...plain } = l;
     plain.droppedAt = Date.now();
     const wait = Math.max(1, l.lastActivity + l.timeoutMs - Date.now());
     try {
@@ -359,6 +372,7 @@ export class SessionEngine {
     const local = this.live.get(l.id);
     if (local) {
       if (local.timer) clearTimeout(local.timer);
+      this.unbind(local);
       this.live.delete(l.id);
     }
   }

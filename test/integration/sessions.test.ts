@@ -216,6 +216,38 @@ describe('CWMP sessions (integration)', function () {
     cpe.disconnect();
   });
 
+  it('runs session after session on one kept-alive connection without piling up listeners', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: string, cookie?: string) =>
+      new Promise<{ status: number; cookie?: string }>((resolve, reject) => {
+        const headers: Record<string, string> = { 'Content-Type': 'text/xml' };
+        if (cookie) headers.Cookie = cookie;
+        const req = http.request(acs.url, { method: 'POST', agent, headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, cookie: res.headers['set-cookie']?.[0]?.split(';')[0] }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const cpes = [cpeFor(acs), cpeFor(acs)];
+      for (let i = 0; i < 16; i++) {
+        const inform = await post(cpes[i % 2].informXml());
+        assert.equal(inform.status, 200);
+        assert.equal((await post('', inform.cookie)).status, 204);
+      }
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings, []);
+      assert.equal(acs.engine.openSessions, 0);
+    } finally {
+      process.off('warning', onWarning);
+      agent.destroy();
+    }
+  });
+
   it('answers a second concurrent Inform from the same device with fault 8005', async () => {
     const cpe = cpeFor(acs);
     const twin = new TestCpe({ ...cpe.opts });
