@@ -3,7 +3,9 @@
 // CrListener: HTTP on 127.0.0.1:<free port>. It challenges with Digest (MD5, qop=auth) using
 // its own username/password, checks the answer, replies 200 and then calls onWake (typically
 // `() => cpe.session({ events: [CONNECTION_REQUEST] })`). It can be told to answer 503, to
-// drop the connection or to never answer.
+// drop the connection or to never answer. One listener can also serve many devices (the fleet
+// simulator: thousands of CPEs in one process, one port): each device's URL is /cr/<key> and
+// the listener checks that device's own credentials.
 //
 // UdpCrListener: the TR-069 Annex G variant on a UDP port: validates each datagram's
 // signature, timestamp and message id, and calls onWake once per new message id.
@@ -69,16 +71,36 @@ class Wakes {
   }
 }
 
-export interface CrListenerOptions {
+/** One device behind a shared listener. */
+export interface CrTarget {
   credentials: CredentialSource;
-  realm?: string;
   onWake?: () => unknown;
+}
+
+interface CommonOptions {
+  realm?: string;
   mode?: CrMode;
   /** Retry-After of the 503 answer (seconds). */
   retryAfter?: number;
   /** Challenge with Basic instead of Digest. */
   basic?: boolean;
+  /** Listen address and port; default 127.0.0.1 and a free port. */
+  host?: string;
+  port?: number;
 }
+
+/** One device: its credentials and what a wake does (URL: `url`). */
+export interface SingleCrOptions extends CommonOptions, CrTarget {}
+
+/** Many devices on one port: the device a URL /cr/<key> names, or undefined (404). URLs: `urlFor(key)`. */
+export interface SharedCrOptions extends CommonOptions {
+  devices: (key: string) => CrTarget | undefined;
+}
+
+export type CrListenerOptions = SingleCrOptions | SharedCrOptions;
+
+/** Nonces handed out and not used yet are forgotten beyond this many (a long-running fleet). */
+const MAX_NONCES = 10_000;
 
 export class CrListener {
   mode: CrMode;
@@ -97,7 +119,7 @@ export class CrListener {
   ) {
     this.mode = opts.mode ?? 'ok';
     this.retryAfter = opts.retryAfter;
-    this.wakes = new Wakes(opts.onWake);
+    this.wakes = new Wakes('devices' in opts ? undefined : opts.onWake);
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
@@ -108,7 +130,10 @@ export class CrListener {
   static async start(opts: CrListenerOptions): Promise<CrListener> {
     const server = http.createServer({ keepAlive: true });
     const l = new CrListener(server, opts);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
+    });
     return l;
   }
 
@@ -116,17 +141,50 @@ export class CrListener {
     return (this.server.address() as AddressInfo).port;
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/cr/${this.port}`;
+  /** The host in URLs: the listen address, or loopback for a wildcard one. */
+  private get urlHost(): string {
+    const h = this.opts.host ?? '127.0.0.1';
+    if (h === '0.0.0.0' || h === '::') return '127.0.0.1';
+    return h.includes(':') ? `[${h}]` : h;
   }
 
-  /** Resolves with what onWake returned for the next accepted request not awaited yet. */
+  /** The ConnectionRequestURL of a single-device listener. */
+  get url(): string {
+    return this.urlFor(String(this.port));
+  }
+
+  /** The ConnectionRequestURL of one device of a shared listener. */
+  urlFor(key: string): string {
+    return `http://${this.urlHost}:${this.port}/cr/${encodeURIComponent(key)}`;
+  }
+
+  /** Resolves with what onWake returned for the next accepted request not awaited yet (single-device listeners). */
   nextWake(timeoutMs = 5000): Promise<unknown> {
     return this.wakes.next(timeoutMs);
   }
 
   private get realm(): string {
     return this.opts.realm ?? 'test-cpe';
+  }
+
+  /** The device a request is for, with what its wake does; undefined: no such device. */
+  private target(req: http.IncomingMessage): { credentials: CredentialSource; wake: () => void } | undefined {
+    const o = this.opts;
+    if (!('devices' in o)) return { credentials: o.credentials, wake: () => this.wakes.fire() };
+    const m = /^\/cr\/([^/?]+)/.exec(req.url ?? '');
+    let key: string;
+    try {
+      key = m ? decodeURIComponent(m[1]) : '';
+    } catch {
+      return undefined;
+    }
+    const t = key ? o.devices(key) : undefined;
+    if (!t) return undefined;
+    return {
+      credentials: t.credentials,
+      // The device's own session errors are its business, not the listener's.
+      wake: () => void Promise.resolve().then(() => t.onWake?.()).catch(() => undefined),
+    };
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -136,6 +194,11 @@ export class CrListener {
       return;
     }
     this.requests++;
+    const target = this.target(req);
+    if (!target) {
+      res.writeHead(404, { 'Content-Length': 0 }).end();
+      return;
+    }
     if (this.mode === 'hang') return;
     if (this.mode === 'drop') {
       req.socket.destroy();
@@ -147,7 +210,7 @@ export class CrListener {
       res.writeHead(503, headers).end();
       return;
     }
-    if (!this.authorised(req)) {
+    if (!this.authorised(req, target.credentials)) {
       if (req.headers.authorization) this.rejected++;
       res.writeHead(401, { 'WWW-Authenticate': this.challenge(), 'Content-Length': 0 }).end();
       return;
@@ -155,20 +218,22 @@ export class CrListener {
     this.accepted++;
     res.writeHead(200, { 'Content-Length': 0 }).end();
     // The session starts after the answer, as on a real CPE.
-    res.once('finish', () => this.wakes.fire());
+    res.once('finish', target.wake);
   }
 
   private challenge(): string {
     if (this.opts.basic) return `Basic realm="${this.realm}"`;
     const nonce = randomBytes(12).toString('hex');
     this.nonces.add(nonce);
+    // Sets iterate in insertion order: the oldest unanswered challenge goes first.
+    if (this.nonces.size > MAX_NONCES) this.nonces.delete(this.nonces.values().next().value!);
     return formatChallenge({ realm: this.realm, nonce });
   }
 
-  private authorised(req: http.IncomingMessage): boolean {
+  private authorised(req: http.IncomingMessage, source: CredentialSource): boolean {
     const header = req.headers.authorization;
     if (!header) return false;
-    const want = creds(this.opts.credentials);
+    const want = creds(source);
     if (this.opts.basic) {
       const b = parseBasic(header);
       return b !== null && b.username === want.username && same(b.password, want.password);
