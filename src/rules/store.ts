@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Collection, Db } from 'mongodb';
 import { ensureIndexes } from '../db';
 import type { Logger } from '../logger';
-import { parseRule, RULE_ID, scopeOf, type RuleDefinition, type RuleDoc } from './model';
+import { parseRule, RULE_ID, RuleDefinition, scopeOf, type RuleDoc } from './model';
 import { SHIPPED_RULES, type ShippedRule } from './shipped';
 
 export class RuleError extends Error {
@@ -117,9 +117,12 @@ export class Rules {
     if (!cur) throw new RuleError(404, `rule ${id} not found`);
     const next = this.docOf(id, def, { revision: cur.revision + 1, shipped: cur.shipped, updatedBy: by, now: new Date() });
     const { _id, createdAt: _c, ...set } = next;
+    // A replacement: optional fields the new definition leaves out (a window, a canary …) go.
+    const unset: Record<string, ''> = { held: '' };
+    for (const k of Object.keys(RuleDefinition.shape)) if (!(k in set)) unset[k] = '';
     const doc = await this.col.findOneAndUpdate(
       { _id: id, revision: cur.revision },
-      { $set: { ...set, ...(cur.shipped ? { modified: true } : {}) }, $unset: { held: '' } },
+      { $set: { ...set, ...(cur.shipped ? { modified: true } : {}) }, $unset: unset },
       { returnDocument: 'after' },
     );
     if (!doc) throw new RuleError(409, 'the rule changed meanwhile; read it again');

@@ -323,6 +323,12 @@ describe('rules: API, cooldown and rollout limits (integration)', function () {
     const up = await api.req('PUT', '/api/v1/rules/prov', provisioning({ rollout: { maxPerRun: 2 } }));
     assert.equal(up.status, 200, up.text);
     assert.equal(up.body.revision, 2);
+    // A replacement drops the optional fields it leaves out (here the maintenance window).
+    assert.equal((await api.post('/api/v1/rules', { id: 'replaced', ...provisioning(), enabled: false, window: { start: '02:00', end: '05:00' } })).status, 201);
+    const replaced = await api.req('PUT', '/api/v1/rules/replaced', { ...provisioning(), enabled: false });
+    assert.equal(replaced.status, 200, replaced.text);
+    assert.equal(replaced.body.definition.window, undefined);
+    assert.equal((await api.delete('/api/v1/rules/replaced')).status, 204);
     assert.equal((await api.delete('/api/v1/rules/wifi-coverage')).status, 409, 'shipped rules are disabled, not deleted');
     const list = await api.get('/api/v1/rules');
     assert.ok(list.body.items.some((r: { id: string }) => r.id === 'prov'));
