@@ -209,7 +209,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, 'ACS_MAX_BODY_BYTES', 4 * 1024 * 1024),
     flushIntervalMs: int(env, 'ACS_FLUSH_INTERVAL_MS', 50),
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
-    maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 128),
+    maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 64),
     shedRetryAfterS: int(env, 'ACS_SHED_RETRY_AFTER', 30),
     workers: int(env, 'ACS_WORKERS', 1),
     logLevel: env.LOG_LEVEL || 'info',

@@ -147,6 +147,12 @@ export class CwmpServer {
       const body = decode(req, raw, this.opts.maxBodyBytes);
       const text = body.toString('utf8');
       const live = await this.engine.find(cookieValue(req, COOKIE), req.socket);
+      if (!live && this.engine.saturated && text.trim() !== '') {
+        // Shed before parsing: past saturation, refusals must stay the cheapest answer.
+        const ns = (/urn:dslforum-org:cwmp-(1-[0-4])/.exec(text)?.[1] ?? '1-0') as Envelope['ns'];
+        this.send(res, this.engine.shedReply(ns));
+        return;
+      }
 
       let env: Envelope | null = null;
       if (text.trim() !== '') {

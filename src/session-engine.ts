@@ -146,6 +146,22 @@ export class SessionEngine {
     l.onClose = undefined;
   }
 
+  /** True when a new session would be shed (see shedReply). */
+  get saturated(): boolean {
+    return this.live.size >= this.opts.maxOpenSessions || this.starting >= this.opts.maxStartingSessions;
+  }
+
+  /**
+   * 503 + fault 8005 for an Inform the ACS cannot take now. The CPE comes back after
+   * Retry-After, spread over [base, 2 × base] so a fleet refused together does not return
+   * together.
+   */
+  shedReply(ns: Envelope['ns']): Reply {
+    this.shed += 1;
+    const base = this.opts.shedRetryAfterS;
+    return { status: 503, body: renderFault({ ns, body: null }, 8005, 'the ACS is busy, retry later'), retryAfter: base + Math.floor(Math.random() * (base + 1)) };
+  }
+
   /** Handles a POST that belongs to no session: it must be an Inform. */
   async start(env: Envelope | null, socket: Socket, remote: string, bytesIn: number, authDevice?: string): Promise<Reply> {
     const inform = env?.body?.method === 'Inform' ? (env.body as Inform) : null;
@@ -153,13 +169,7 @@ export class SessionEngine {
       const what = env?.body ? env.body.method : 'an empty request';
       return { status: 400, body: renderFault(env, 8003, `no session in progress: expected Inform, got ${what}`) };
     }
-    if (this.live.size >= this.opts.maxOpenSessions || this.starting >= this.opts.maxStartingSessions) {
-      // Shed before any work: a refused CPE costs one parse, and it comes back after Retry-After
-      // (spread over [base, 2 × base] so a fleet refused together does not return together).
-      this.shed += 1;
-      const base = this.opts.shedRetryAfterS;
-      return { status: 503, body: renderFault(env, 8005, 'the ACS is busy, retry later'), retryAfter: base + Math.floor(Math.random() * (base + 1)) };
-    }
+    if (this.saturated) return this.shedReply(env.ns);
     this.starting += 1;
     try {
       return await this.open(inform, env, socket, remote, bytesIn, authDevice);
