@@ -347,7 +347,7 @@ async function main(): Promise<void> {
     console.log(`history: ${(meta!.sessions / 1e6).toFixed(1)} M sessions, ${meta!.docs} device-day rollups, ${firstDay} … ${lastDay}`);
 
     const rollups = new Rollups(d, log, 50);
-    const devices = new Devices(d, 900);
+    const devices = new Devices(d, 900, log, 50);
     const sessions = new SessionLog(d, log, 50, rollups);
     const reports = new Reports({ rollups, sessions, devices, log, defaultIntervalS: 900 });
     const sample = (await devices.forReports({}, undefined, 1))[0]._id;

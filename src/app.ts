@@ -84,7 +84,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   const redis = connectRedis(config.redisUrl, config.redisPrefix);
   await redis.ping();
 
-  const devices = new Devices(database.db, config.informIntervalS);
+  const devices = new Devices(database.db, config.informIntervalS, log, config.flushIntervalMs);
   const rollups = new Rollups(database.db, log, config.flushIntervalMs);
   const sessions = new SessionLog(database.db, log, config.flushIntervalMs, rollups);
   const queue = new RpcQueue(database.db, redis);
@@ -246,7 +246,10 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   tasks.start();
   campaigns.start();
 
-  const flush = () => sessions.flush();
+  const flush = async () => {
+    await devices.flush();
+    await sessions.flush();
+  };
   return {
     config,
     process: processId,

@@ -17,6 +17,8 @@ export class BatchWriter<T extends Document> {
   private ops: AnyBulkWriteOperation<T>[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> = Promise.resolve();
+  /** Flushes handed to write() and not finished. */
+  private writing = 0;
   private failures = 0;
 
   constructor(
@@ -36,6 +38,11 @@ export class BatchWriter<T extends Document> {
     return this.ops.length;
   }
 
+  /** Nothing buffered and nothing being written: every write added so far is stored. */
+  get idle(): boolean {
+    return this.ops.length === 0 && this.writing === 0;
+  }
+
   /** Writes everything buffered so far; resolves when it is stored (or failed and re-queued). */
   flush(): Promise<void> {
     if (this.timer) {
@@ -46,7 +53,8 @@ export class BatchWriter<T extends Document> {
     this.ops = [];
     // Flushes are chained so a later flush never overtakes an earlier one (an upsert that opens
     // a record must not land after the update that closes it).
-    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops) : undefined));
+    if (ops.length) this.writing += 1;
+    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops).finally(() => (this.writing -= 1)) : undefined));
     return this.inFlight;
   }
 

@@ -1,5 +1,10 @@
 // The device registry: owner of the `devices` collection.
 //
+// What a periodic Inform changes is written behind (batched, in order), so a periodic session
+// never waits for the database; other processes see it within ACS_FLUSH_INTERVAL_MS. Every other
+// read or write here first waits until this process's buffered Inform writes are stored, so
+// callers always see their own process's latest state.
+//
 // Parameters are stored as a map under `params`, keyed by the parameter path with '.' replaced
 // by ':' — MongoDB/FerretDB keys may not contain dots, and a map (unlike an array) lets one
 // update touch just the parameters that changed.
@@ -7,7 +12,9 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types';
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
+import { BatchWriter } from './batch-writer';
 import { ensureIndexes } from './db';
+import type { Logger } from './logger';
 
 export interface StoredParam {
   /** value */
@@ -114,12 +121,27 @@ export class Devices {
   /** Issue 4: see ParamFilter. */
   paramFilter?: ParamFilter;
 
+  private readonly informWriter: BatchWriter<DeviceDoc>;
+
   constructor(
     db: Db,
     /** Periodic inform interval (s) assumed for devices that do not report theirs (online state). */
-    private readonly defaultInformIntervalS = 3600,
+    private readonly defaultInformIntervalS: number,
+    log: Logger,
+    flushIntervalMs: number,
   ) {
     this.col = db.collection<DeviceDoc>('devices');
+    this.informWriter = new BatchWriter(this.col, log, flushIntervalMs);
+  }
+
+  /** Stores the buffered Inform writes (shutdown, tests). */
+  flush(): Promise<void> {
+    return this.informWriter.flush();
+  }
+
+  /** Waits until this process's buffered Inform writes are stored (see the top of this file). */
+  private async settled(): Promise<void> {
+    if (!this.informWriter.idle) await this.informWriter.flush();
   }
 
   async ensureIndexes(): Promise<void> {
@@ -134,11 +156,11 @@ export class Devices {
   }
 
   /**
-   * Registers the device or updates it from an Inform, in one round trip. A BOOTSTRAP replaces
-   * the stored parameters: the device was reset, so what the ACS knew of it no longer holds.
-   * Returns true when the device is new.
+   * Registers the device or updates it from an Inform, as one buffered upsert. A BOOTSTRAP
+   * replaces the stored parameters: the device was reset, so what the ACS knew of it no longer
+   * holds.
    */
-  async recordInform(id: string, inform: Inform, ctx: InformContext): Promise<boolean> {
+  async recordInform(id: string, inform: Inform, ctx: InformContext): Promise<void> {
     const codes = inform.events.map((e) => e.eventCode);
     const bootstrap = codes.includes('0 BOOTSTRAP');
     const boot = codes.includes('1 BOOT');
@@ -169,20 +191,28 @@ export class Devices {
     } else {
       for (const p of kept) set[`params.${paramKey(p.name)}`] = { v: p.value, t: p.type, ts: ctx.now };
     }
-    const res = await this.col.updateOne(
-      { _id: id },
-      {
+    const updateOne = {
+      filter: { _id: id },
+      update: {
         $set: set,
         // params is not here: `$set params.X` creates it, and naming it twice would conflict.
-        $setOnInsert: { registeredAt: ctx.now, tags: [] },
+        $setOnInsert: { registeredAt: ctx.now, tags: [] as string[] },
       },
-      { upsert: true },
-    );
-    return res.upsertedCount > 0;
+      upsert: true,
+    };
+    if (boot || bootstrap) {
+      // A (re)booted or reset device is stored before the session goes on: its sessions carry
+      // RPCs and tasks, and every process must see a reset at once.
+      await this.settled();
+      await this.col.updateOne(updateOne.filter, updateOne.update, { upsert: true });
+    } else {
+      this.informWriter.add({ updateOne });
+    }
   }
 
   /** Stores values read from the device (GetParameterValues answers). */
   async setParams(id: string, given: readonly ParameterValueStruct[], now: Date): Promise<void> {
+    await this.settled();
     const list = this.paramFilter && given.length ? await this.paramFilter(id, given) : given; // issue 4
     if (!list.length) return;
     const set: Record<string, StoredParam> = {};
@@ -191,6 +221,7 @@ export class Devices {
   }
 
   async get(id: string): Promise<DeviceDoc | null> {
+    await this.settled();
     return this.col.findOne({ _id: id });
   }
 
@@ -199,6 +230,7 @@ export class Devices {
    * UDPConnectionRequestAddress (TR-069 Annex G) it reported. null when the device is unknown.
    */
   async connectionRequestTarget(id: string): Promise<{ url?: string; udpAddress?: string } | null> {
+    await this.settled();
     const roots = ['Device.', 'InternetGatewayDevice.'];
     const udpKeys = roots.map((r) => paramKey(`${r}ManagementServer.UDPConnectionRequestAddress`));
     const urlKeys = roots.map((r) => paramKey(`${r}ManagementServer.ConnectionRequestURL`));
@@ -214,11 +246,13 @@ export class Devices {
 
   /** Per-device CPE credentials by username (the recommended username is the device id). */
   async cpeCredentials(username: string): Promise<{ deviceId: string; ha1: string } | null> {
+    // Not settled first: asked on every authenticated request, and Informs never write cpeAuth.
     const doc = await this.col.findOne({ 'cpeAuth.username': username }, { projection: { cpeAuth: 1 } });
     return doc?.cpeAuth ? { deviceId: doc._id, ha1: doc.cpeAuth.ha1 } : null;
   }
 
   async setCpeCredentials(id: string, username: string, password: string, realm: string): Promise<void> {
+    await this.settled();
     await this.col.updateOne({ _id: id }, { $set: { cpeAuth: { username, ha1: digestHa1(username, realm, password) } } });
   }
 
@@ -248,6 +282,7 @@ export class Devices {
     f: DeviceFilter,
     page: { sort: DeviceSort; descending: boolean; limit: number; offset: number },
   ): Promise<{ total: number; items: DeviceDoc[] }> {
+    await this.settled();
     const filter = this.filterQuery(f);
     const projection: Record<string, 1> = {
       deviceId: 1,
@@ -275,11 +310,13 @@ export class Devices {
   }
 
   async count(f: DeviceFilter): Promise<number> {
+    await this.settled();
     return this.col.countDocuments(this.filterQuery(f));
   }
 
   /** Ids of matching devices after `after` in id order (campaigns walk the fleet this way). */
   async idsAfter(f: DeviceFilter, after: string | undefined, limit: number): Promise<string[]> {
+    await this.settled();
     const base = this.filterQuery(f);
     const filter: Filter<DeviceDoc> = after === undefined ? base : { $and: [base, { _id: { $gt: after } }] };
     const docs = await this.col.find(filter, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(limit).toArray();
@@ -293,6 +330,7 @@ export class Devices {
    * and only the named stored parameters (full names).
    */
   async forRules(after: string | undefined, limit: number, paramNames: readonly string[]): Promise<DeviceDoc[]> {
+    await this.settled();
     const projection: Record<string, 1> = {
       deviceId: 1,
       dataModel: 1,
@@ -316,6 +354,7 @@ export class Devices {
    * conditional on the onlineUntil read, so an Inform arriving meanwhile wins.
    */
   async markMissedInforms(now: Date, limit: number): Promise<string[]> {
+    await this.settled();
     const due = await this.col
       .find({ onlineUntil: { $lte: now }, offline: { $ne: true } }, { projection: { onlineUntil: 1 } })
       .limit(limit)
@@ -330,6 +369,7 @@ export class Devices {
 
   /** How many devices are marked offline (missed their periodic inform). */
   async offlineCount(): Promise<number> {
+    await this.settled();
     return this.col.countDocuments({ offline: true });
   }
 
@@ -340,6 +380,7 @@ export class Devices {
    * registration, online state, and the stored SoftwareVersion and PeriodicInformInterval.
    */
   async forReports(f: DeviceFilter, after: string | undefined, limit: number): Promise<DeviceDoc[]> {
+    await this.settled();
     const projection: Record<string, 1> = { deviceId: 1, root: 1, registeredAt: 1, lastInformAt: 1, onlineUntil: 1 };
     for (const r of ROOTS) {
       projection[`params.${paramKey(r + 'DeviceInfo.SoftwareVersion')}`] = 1;
@@ -351,15 +392,18 @@ export class Devices {
   }
 
   async exists(id: string): Promise<boolean> {
+    await this.settled();
     return (await this.col.countDocuments({ _id: id }, { limit: 1 })) > 0;
   }
 
   async delete(id: string): Promise<boolean> {
+    await this.settled();
     return (await this.col.deleteOne({ _id: id })).deletedCount === 1;
   }
 
   /** Adds and removes tags; returns the tags after the change, or null when the device is unknown. */
   async changeTags(id: string, add: string[], remove: string[]): Promise<string[] | null> {
+    await this.settled();
     if (add.length) await this.col.updateOne({ _id: id }, { $addToSet: { tags: { $each: add } } });
     if (remove.length) await this.col.updateOne({ _id: id }, { $pullAll: { tags: remove } });
     const doc = await this.col.findOne({ _id: id }, { projection: { tags: 1 } });
@@ -368,6 +412,7 @@ export class Devices {
 
   /** What a task needs to build its request: data model root and the stored params named. */
   async forTask(id: string, names: string[]): Promise<{ root?: string; params: Record<string, StoredParam> } | null> {
+    await this.settled();
     const projection: Record<string, 1> = { root: 1 };
     for (const n of names) projection[`params.${paramKey(n)}`] = 1;
     const doc = await this.col.findOne({ _id: id }, { projection });
@@ -376,6 +421,7 @@ export class Devices {
 
   /** GetParameterNames answers: marks parameters writable or not (objects, ending in ".", are skipped). */
   async setWritable(id: string, list: readonly { name: string; writable: boolean }[], _now: Date): Promise<void> {
+    await this.settled();
     const set: Record<string, boolean> = {};
     for (const p of list) if (p.name && !p.name.endsWith('.')) set[`params.${paramKey(p.name)}.w`] = p.writable;
     if (Object.keys(set).length) await this.col.updateOne({ _id: id }, { $set: set });
@@ -391,6 +437,7 @@ export class Devices {
    * has (deleted instances). A single parameter name prunes nothing.
    */
   async pruneSubtree(id: string, objectPath: string, keep: readonly { name: string }[]): Promise<void> {
+    await this.settled();
     if (!objectPath.endsWith('.')) return;
     const prefix = paramKey(objectPath);
     const doc = await this.col.findOne({ _id: id }, { projection: { params: 1 } });

@@ -32,6 +32,7 @@ describe('operator API: devices', function () {
     }
     // The last device was last seen long ago: offline, and an old last inform.
     const old = new Date(Date.now() - 3 * 86400_000);
+    await acs.devices.flush(); // the sessions' own Inform writes land first
     await acs.devices.col.updateOne({ _id: cpes[4].id }, { $set: { lastInformAt: old, onlineUntil: new Date(old.getTime() + 5400_000) } });
     await acs.flush();
   });

@@ -310,10 +310,9 @@ describe('jobs: durability and several processes (integration)', function () {
       const apiA = new ApiClient(`http://127.0.0.1:${a.apiPort}`, ADMIN_TOKEN);
       const apiB = new ApiClient(`http://127.0.0.1:${b.apiPort}`, ADMIN_TOKEN);
       const fleet = Array.from({ length: 12 }, (_x, i) => cpeFor(`http://127.0.0.1:${(i % 2 ? a : b).cwmpPort}/`, 'TWO'));
-      for (const c of fleet) {
-        await c.session();
-        await a.devices.changeTags(c.id, ['two'], []);
-      }
+      for (const c of fleet) await c.session();
+      await b.devices.flush(); // periodic Informs are written behind: b's land before a tags them
+      for (const c of fleet) await a.devices.changeTags(c.id, ['two'], []);
       assert.equal((await apiA.post('/api/v1/rules', { id: 'two', ...wideRule('two', 3) })).status, 201);
       // Runs asked of both processes at once, and analysis called directly in both.
       const runs = await Promise.all([apiA.post('/api/v1/rules/two/run?wait=true'), apiB.post('/api/v1/rules/two/run?wait=true'), apiB.post('/api/v1/rules/run?wait=true')]);
