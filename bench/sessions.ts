@@ -1,80 +1,107 @@
-// Load generator: starts the ACS as a child process, registers a simulated fleet, then runs
-// periodic sessions (Inform 2 PERIODIC → InformResponse → empty POST → 204) at saturation with C
-// concurrent sessions and reports throughput, client-side latency, failures and the ACS's memory
-// and CPU per session. Traffic goes to 127.0.0.1 only.
+// Session benchmark: starts the services and the ACS (`acs start`, ACS_WORKERS workers), registers
+// simulated fleets and runs periodic sessions (Inform 2 PERIODIC → InformResponse → empty POST →
+// 204). For each fleet size it prints:
+//   - complete sessions per second at saturation (closed loop, C concurrent sessions);
+//   - p50/p99 session latency at half of that rate (paced);
+//   - ACS CPU and RSS, database and Redis CPU, and database commands per session;
+//   - the ceiling: the rate of a trivial Node server answering the same two requests, and the
+//     ACS's share of it;
+// then the behaviour past saturation (many more concurrent CPEs than the ACS admits: shed with
+// 503 + fault 8005, never timed out) and, with --scale, how the rate grows with workers.
+// Traffic goes to 127.0.0.1 only.
 //
-//   npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db] [--register boot|bootstrap] [--cpu-prof DIR]
+//   npm run bench -- [--devices 1000,10000,100000] [--seconds 15] [--concurrency 64] [--workers 1]
+//                    [--scale 1,2] [--overload 2] [--register periodic|boot|bootstrap]
+//                    [--register-timeout 900] [--cpu-prof DIR]
 //
-// Each run uses its own database (bench_<timestamp>) and Redis prefix. When the CLI started the
-// local development database (no MONGODB_URL), the run's database file is deleted afterwards
-// unless --keep-db.
+// The database is MONGODB_URL when set, else a local FerretDB the bench starts (and deletes);
+// Redis is REDIS_URL, else the local one (started when none answers). Each ACS run uses its own
+// database name and Redis prefix.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Redis from 'ioredis';
-import { makeFleet, type SessionEnd, type SessionOptions, type TestCpe } from '../test/support/cpe';
+import { MongoClient } from 'mongodb';
+import type { EventStruct } from '../cwmp/types';
+import http from 'node:http';
+import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
+import { LeanCpe, type LeanResult } from './lean-cpe';
+import { freePort, startFerretDb, useOrStartRedis, ROOT, type LocalService } from '../tools/local-services';
+
+type Register = 'periodic' | 'boot' | 'bootstrap';
 
 interface Args {
   devices: number[];
   seconds: number;
   concurrency: number;
+  workers: number;
+  scale: number[];
+  /** Past saturation: sessions offered at this multiple of the saturation rate (0: skip). */
+  overload: number;
+  register: Register;
   registerTimeout: number;
-  keepDb: boolean;
-  /**
-   * How the fleet first checks in: 'boot' (1 BOOT, as devices moved from another ACS do) or
-   * 'bootstrap' (0 BOOTSTRAP + 1 BOOT: consent read, attributes and connection request
-   * credentials are provisioned, several RPCs per device).
-   */
-  register: 'boot' | 'bootstrap';
-  /** Directory for a V8 CPU profile of the ACS (node --cpu-prof), when set. */
   cpuProf?: string;
 }
 
+const USAGE =
+  'usage: npm run bench -- [--devices 1000,10000,100000] [--seconds 15] [--concurrency 64] [--workers 1] [--scale 1,2]\n' +
+  '                        [--overload 1024] [--register periodic|boot|bootstrap] [--register-timeout 900] [--cpu-prof DIR]\n' +
+  '  --overload F     offer F × the saturation rate to show shedding (0: skip);  --scale ""  skip the worker runs\n' +
+  '  --register       how each device first checks in: a periodic Inform (default: a fleet moved from\n' +
+  '                   another ACS), 1 BOOT, or 0 BOOTSTRAP + 1 BOOT (consent read and credentials: slow)';
+
 function usage(msg?: string): never {
   if (msg) console.error(msg);
-  console.error(
-    'usage: npm run bench -- [--devices 1000,10000] [--seconds 20] [--concurrency 64] [--register-timeout 180] [--keep-db] [--register boot|bootstrap] [--cpu-prof DIR]',
-  );
+  console.error(USAGE);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { devices: [1000, 10000], seconds: 20, concurrency: 64, registerTimeout: 180, keepDb: false, register: 'boot' };
-  const posInt = (name: string, v: string | undefined): number => {
+  const a: Args = { devices: [1000, 10000, 100000], seconds: 15, concurrency: 64, workers: 1, scale: [1, 2], overload: 2, register: 'periodic', registerTimeout: 900 };
+  const int = (name: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
-    if (!v || !Number.isInteger(n) || n <= 0) usage(`${name} needs a positive integer, got ${v}`);
+    if (v === undefined || v === '' || !Number.isInteger(n) || n < min) usage(`${name} needs an integer ≥ ${min}, got ${v}`);
     return n;
   };
+  const list = (name: string, v: string | undefined) => (v ?? '').split(',').filter((s) => s.trim() !== '').map((s) => int(name, s.trim()));
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const val = () => (inline !== undefined ? inline : argv[++i]);
     switch (flag) {
       case '--devices':
       case '-n':
-        a.devices = (val() ?? '').split(',').map((s) => posInt('--devices', s.trim()));
+        a.devices = list('--devices', val());
+        if (!a.devices.length) usage('--devices needs at least one size');
         break;
       case '--seconds':
       case '-s':
-        a.seconds = posInt('--seconds', val());
+        a.seconds = int('--seconds', val());
         break;
       case '--concurrency':
       case '-c':
-        a.concurrency = posInt('--concurrency', val());
+        a.concurrency = int('--concurrency', val());
         break;
-      case '--register-timeout':
-        a.registerTimeout = posInt('--register-timeout', val());
+      case '--workers':
+        a.workers = int('--workers', val());
         break;
-      case '--keep-db':
-        a.keepDb = true;
+      case '--scale':
+        a.scale = list('--scale', val());
+        break;
+      case '--overload':
+        a.overload = Number(val());
+        if (!(a.overload >= 0)) usage('--overload needs a factor ≥ 0');
         break;
       case '--register': {
         const v = val();
-        if (v !== 'boot' && v !== 'bootstrap') usage('--register is boot or bootstrap');
+        if (v !== 'periodic' && v !== 'boot' && v !== 'bootstrap') usage('--register is periodic, boot or bootstrap');
         a.register = v;
         break;
       }
+      case '--register-timeout':
+        a.registerTimeout = int('--register-timeout', val());
+        break;
       case '--cpu-prof':
         a.cpuProf = path.resolve(val() ?? usage('--cpu-prof needs a directory'));
         break;
@@ -89,19 +116,7 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-// ---- helpers --------------------------------------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// ---- measuring ------------------------------------------------------------------------------
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
@@ -127,41 +142,24 @@ function cpuOf(pid: number): number {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // fields after "pid (comm) ": state=0 … utime=11, stime=12
     return (Number(f[11]) + Number(f[12])) / clkTck;
   } catch {
     return NaN;
   }
 }
 
-/** Pids of every process below pid (the local database and Redis the CLI started). */
-function descendantsOf(pid: number): number[] {
-  const parent = new Map<number, number>();
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
+/** The process and its children (an ACS primary and its cluster workers). */
+function treeOf(pid: number): number[] {
+  const out = [pid];
+  for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
     } catch {
       /* gone */
     }
   }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [c, pp] of parent) {
-      if (pp === p) {
-        out.push(c);
-        walk(c);
-      }
-    }
-  };
-  walk(pid);
   return out;
 }
 
@@ -169,8 +167,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 
 
 function percentile(sorted: Float64Array, p: number): number {
   if (!sorted.length) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 /** Keeps the last `max` characters of a stream. */
@@ -186,146 +183,188 @@ class Tail {
   }
 }
 
-// ---- the ACS child ------------------------------------------------------------------------
-
-interface Acs {
-  child: ChildProcess;
-  dbName: string;
-  redisPrefix: string;
-  url: string;
-  stdout: Tail;
-  stderr: Tail;
+/** The services every run shares, and how to read their cost. */
+interface Services {
+  mongodbUrl: string;
+  redisUrl: string;
+  mongo: MongoClient;
+  redis: Redis;
+  dbPid?: number;
+  owned: LocalService[];
+  dbDir?: string;
 }
 
-async function startAcs(root: string, args: Args): Promise<Acs> {
-  const cli = path.join(root, 'dist', 'src', 'cli.js');
-  if (!fs.existsSync(cli)) {
-    throw new Error(`${path.relative(process.cwd(), cli)} not found: build the server first (npm run build)`);
+async function startServices(): Promise<Services> {
+  const owned: LocalService[] = [];
+  let mongodbUrl = process.env.MONGODB_URL;
+  let dbPid: number | undefined;
+  let dbDir: string | undefined;
+  if (!mongodbUrl) {
+    dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'acs-bench-db-'));
+    const db = await startFerretDb(dbDir, 0, log);
+    owned.push(db);
+    mongodbUrl = db.url;
+    dbPid = db.pid;
+    log(`local FerretDB on SQLite in ${dbDir} (removed at the end)`);
   }
+  let redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    const r = await useOrStartRedis(log);
+    owned.push(r);
+    redisUrl = r.url;
+  }
+  const mongo = await MongoClient.connect(mongodbUrl, { maxPoolSize: 1 });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  return { mongodbUrl, redisUrl, mongo, redis, dbPid, owned, dbDir };
+}
+
+/** Database commands served so far, by name (serverStatus metrics; MongoDB and FerretDB both keep them). */
+async function dbCommands(s: Services): Promise<Map<string, number>> {
+  const st = await s.mongo.db('admin').command({ serverStatus: 1 });
+  const out = new Map<string, number>();
+  for (const [name, v] of Object.entries((st.metrics?.commands ?? {}) as Record<string, { total?: number }>)) {
+    if (typeof v?.total === 'number') out.set(name, v.total);
+  }
+  return out;
+}
+
+/** Redis CPU seconds so far (INFO cpu). */
+async function redisCpu(s: Services): Promise<number> {
+  const info = await s.redis.info('cpu');
+  const f = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  return f('used_cpu_user') + f('used_cpu_sys');
+}
+
+// ---- the servers under test ---------------------------------------------------------------------
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+  out: Tail;
+  dbName?: string;
+  redisPrefix?: string;
+}
+
+async function waitFor(child: ChildProcess, out: Tail, line: string, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`${what} not ready after 120 s`)), 120_000);
+    const onData = (d: Buffer) => {
+      out.push(d.toString('utf8'));
+      if (out.text.includes(line)) done();
+    };
+    const onExit = (code: number | null) => done(new Error(`${what} exited early (code ${code})`));
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      child.stdout!.off('data', onData);
+      child.stderr!.off('data', onData);
+      // keep draining the pipes so the child never blocks on a full pipe
+      child.stdout!.on('data', (d: Buffer) => out.push(d.toString('utf8')));
+      child.stderr!.on('data', (d: Buffer) => out.push(d.toString('utf8')));
+      if (err) reject(new Error(`${err.message}\n${out.text.slice(-4000)}`));
+      else resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', onExit);
+  });
+}
+
+async function startAcs(s: Services, workers: number, args: Args): Promise<Server> {
+  const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+  if (!fs.existsSync(cli)) throw new Error('dist/src/cli.js not found: build first (npm run build)');
   const [cwmpPort, apiPort] = [await freePort(), await freePort()];
   const ts = Date.now();
   const env: NodeJS.ProcessEnv = {
-    ...process.env, // passes MONGODB_URL / REDIS_URL through when set
-    ACS_CWMP_HOST: '127.0.0.1',
-    ACS_CWMP_PORT: String(cwmpPort),
-    ACS_API_PORT: String(apiPort),
+    ...process.env,
+    MONGODB_URL: s.mongodbUrl,
+    REDIS_URL: s.redisUrl,
     MONGODB_DB: `bench_${ts}`,
     REDIS_PREFIX: `bench${ts}:`,
+    ACS_WORKERS: String(workers),
+    ACS_CWMP_HOST: '127.0.0.1',
+    ACS_CWMP_PORT: String(cwmpPort),
+    ACS_API_HOST: '127.0.0.1',
+    ACS_API_PORT: String(apiPort),
     ACS_CPE_AUTH: 'none',
     LOG_LEVEL: 'warn',
   };
-  log(`starting ACS: node ${path.relative(root, cli)} start (CWMP 127.0.0.1:${cwmpPort}, API ${apiPort}, db bench_${ts})`);
+  // The local FerretDB is SQLite: one writer, so few connections (as `acs start` does for it).
+  if (s.dbPid && !process.env.MONGODB_POOL_SIZE) env.MONGODB_POOL_SIZE = String(Math.max(1, Math.floor(2 / workers)));
   const prof = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`] : [];
-  const child = spawn(process.execPath, [...prof, cli, 'start'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stdout = new Tail();
-  const stderr = new Tail();
-  const acs: Acs = { child, dbName: env.MONGODB_DB!, redisPrefix: env.REDIS_PREFIX!, url: `http://127.0.0.1:${cwmpPort}/`, stdout, stderr };
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => done(new Error('ACS not ready after 120 s')), 120_000);
-    const onData = (tail: Tail) => (d: Buffer) => {
-      const s = d.toString('utf8');
-      tail.push(s);
-      seen = (seen + s).slice(-4096);
-      if (seen.includes('CWMP listening on')) done();
-    };
-    const onExit = (code: number | null, sig: string | null) => done(new Error(`ACS exited early (code ${code}, signal ${sig})`));
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      child.stdout!.removeAllListeners('data');
-      child.stderr!.removeAllListeners('data');
-      child.off('exit', onExit);
-      // keep draining the pipes so the child never blocks on a full pipe
-      child.stdout!.on('data', (d: Buffer) => stdout.push(d.toString('utf8')));
-      child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString('utf8')));
-      if (err) reject(err);
-      else resolve();
-    };
-    child.stdout!.on('data', onData(stdout));
-    child.stderr!.on('data', onData(stderr));
-    child.on('exit', onExit);
-    child.on('error', (e) => done(e));
-  }).catch(async (e: Error) => {
-    console.error(`--- ACS stderr ---\n${stderr.text}\n--- ACS stdout (tail) ---\n${stdout.text.slice(-8000)}`);
-    await stopAcs(acs);
-    throw e;
-  });
-  log(`ACS ready (pid ${child.pid})`);
-  return acs;
+  log(`starting the ACS: ${workers} worker(s), CWMP 127.0.0.1:${cwmpPort}, database bench_${ts}`);
+  const child = spawn(process.execPath, [...prof, cli, 'start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server: Server = { child, url: `http://127.0.0.1:${cwmpPort}/`, out: new Tail(), dbName: env.MONGODB_DB, redisPrefix: env.REDIS_PREFIX };
+  await waitFor(child, server.out, 'CWMP listening', 'the ACS');
+  return server;
 }
 
-/** Deletes this run's database from the local FerretDB/SQLite directory (the CLI's ACS_DATA_DIR/db). */
-function removeLocalDb(root: string, dbName: string): void {
-  const dir = path.resolve(root, process.env.ACS_DATA_DIR || '.local', 'db');
-  let files: string[];
-  try {
-    files = fs.readdirSync(dir).filter((f) => f === `${dbName}.sqlite` || f.startsWith(`${dbName}.sqlite-`));
-  } catch {
-    return;
+async function startTrivial(workers: number): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'trivial-server.js'), String(port), String(workers)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server: Server = { child, url: `http://127.0.0.1:${port}/`, out: new Tail() };
+  await waitFor(child, server.out, 'ready', 'the trivial server');
+  return server;
+}
+
+async function stop(server: Server, s?: Services): Promise<void> {
+  const c = server.child;
+  if (c.exitCode === null && c.signalCode === null) {
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(t);
   }
-  for (const f of files) fs.rmSync(path.join(dir, f), { force: true });
-  if (files.length) log(`removed the run's database (${files.join(', ')}; --keep-db keeps it)`);
-}
-
-/** Deletes the keys left under this run's Redis prefix (REDIS_URL, or the CLI's default local Redis). */
-async function removeRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL || 'redis://127.0.0.1:6379', {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-  });
-  try {
-    await redis.connect();
+  if (s && server.dbName) await s.mongo.db(server.dbName).dropDatabase().catch(() => undefined);
+  if (s && server.redisPrefix) {
     let cursor = '0';
-    let n = 0;
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const [next, keys] = await s.redis.scan(cursor, 'MATCH', `${server.redisPrefix}*`, 'COUNT', 1000);
       cursor = next;
-      if (keys.length) n += await redis.del(...keys);
+      if (keys.length) await s.redis.del(...keys);
     } while (cursor !== '0');
-    if (n) log(`removed ${n} Redis key(s) under ${prefix}`);
-  } catch {
-    /* Redis gone with the ACS (it started its own): nothing left */
-  } finally {
-    redis.disconnect();
   }
 }
 
-async function stopAcs(acs: Acs): Promise<void> {
-  const c = acs.child;
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise<void>((r) => c.once('exit', () => r()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => {
-    log('ACS did not stop within 20 s of SIGTERM: SIGKILL');
-    c.kill('SIGKILL');
-  }, 20_000);
-  await exited;
-  clearTimeout(t);
-}
-
-// ---- load ---------------------------------------------------------------------------------
+// ---- load -----------------------------------------------------------------------------------
 
 interface Phase {
   ok: number;
-  /** By kind: "fault 8005", "http-error 503", "error" … */
+  /** By kind: "fault 8005", "HTTP 503", "error" … */
   failures: Record<string, number>;
   latencies: Float64Array;
   elapsedS: number;
   timedOut: boolean;
 }
 
+type Runner = () => Promise<LeanResult>;
+
+/** Sessions of the test CPE (registration with BOOT/BOOTSTRAP: the ACS asks it things). */
+function fullSessions(fleet: TestCpe[], events: EventStruct[]): Runner[] {
+  return fleet.map((cpe) => async () => {
+    const r = await cpe.session({ events });
+    const failure = r.ok ? undefined : r.ended === 'fault' && r.fault ? `fault ${r.fault.code}` : r.ended === 'http-error' ? `HTTP ${r.httpStatus}` : (r.ended as SessionEnd);
+    return { ok: r.ok, failure, message: r.error?.message ?? r.fault?.message, durationMs: r.durationMs };
+  });
+}
+
+/** Periodic sessions replayed by the lean client, all through one keep-alive agent. */
+function leanSessions(fleet: TestCpe[], url: string, concurrency: number): Runner[] {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const u = new URL(url);
+  return fleet.map((cpe) => {
+    const lean = new LeanCpe(cpe, u, agent);
+    return () => lean.session();
+  });
+}
+
 /**
- * Runs sessions with `concurrency` workers until `count` sessions were started (when count is set)
- * or until the deadline, whichever comes first. Devices are taken round-robin, never two sessions
- * on one device at a time.
+ * Runs sessions with `concurrency` workers until `count` sessions were started or the time is up.
+ * With `rate`, sessions start on a fixed schedule (rate per second) instead of back to back.
+ * Devices are taken round-robin, never two sessions on one device at a time.
  */
-async function runPhase(
-  fleet: TestCpe[],
-  concurrency: number,
-  opts: SessionOptions,
-  limit: { count?: number; seconds: number },
-): Promise<Phase> {
+async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: number; seconds: number; rate?: number }): Promise<Phase> {
   const n = fleet.length;
   const busy = new Uint8Array(n);
   let next = 0;
@@ -337,10 +376,15 @@ async function runPhase(
   const t0 = performance.now();
   const deadline = t0 + limit.seconds * 1000;
   let timedOut = false;
-  let lastError: string | undefined;
+  let reported = false;
   const worker = async () => {
     for (;;) {
       if (limit.count !== undefined && started >= limit.count) return;
+      if (limit.rate) {
+        const due = t0 + (started / limit.rate) * 1000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
       if (performance.now() >= deadline) {
         timedOut = limit.count !== undefined;
         return;
@@ -356,7 +400,7 @@ async function runPhase(
       if (idx < 0) return; // fewer devices than workers
       busy[idx] = 1;
       started++;
-      const r = await fleet[idx].session(opts);
+      const r = await fleet[idx]();
       busy[idx] = 0;
       if (r.ok) {
         ok++;
@@ -367,188 +411,213 @@ async function runPhase(
         }
         lat[nLat++] = r.durationMs;
       } else {
-        const kind: string =
-          r.ended === 'fault' && r.fault
-            ? `fault ${r.fault.code}`
-            : r.ended === 'http-error'
-              ? `HTTP ${r.httpStatus}`
-              : (r.ended as SessionEnd);
+        const kind = r.failure ?? 'error';
         failures[kind] = (failures[kind] ?? 0) + 1;
-        if (!lastError) {
-          lastError = `${kind}${r.error ? `: ${r.error.message}` : r.fault ? ` (${r.fault.message})` : ''}`;
-          log(`first failure: ${lastError}`);
+        if (!reported && kind !== 'fault 8005') {
+          reported = true;
+          log(`first failure: ${kind}${r.message ? `: ${r.message}` : ''}`);
         }
       }
+      if (limit.count !== undefined && started % 5000 === 0) log(`  … ${started} of ${limit.count} started`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-  const latencies = lat.slice(0, nLat).sort();
-  return { ok, failures, latencies, elapsedS: (performance.now() - t0) / 1000, timedOut };
+  return { ok, failures, latencies: lat.slice(0, nLat).sort(), elapsedS: (performance.now() - t0) / 1000, timedOut };
+}
+
+const failureCount = (p: Phase) => Object.values(p.failures).reduce((s, x) => s + x, 0);
+const failureText = (p: Phase) => Object.entries(p.failures).map(([k, v]) => `${k}: ${v}`).join(', ');
+
+interface Cost {
+  acsCpuS: number;
+  dbCpuS: number;
+  redisCpuS: number;
+  commands: Map<string, number>;
+}
+
+/** Runs a phase and what it cost the ACS, the database and Redis. */
+async function measured(s: Services, acs: Server, run: () => Promise<Phase>): Promise<{ phase: Phase; cost: Cost; rssMax: number }> {
+  const pids = treeOf(acs.child.pid!);
+  const rss = () => sum(pids.map(rssOf));
+  let rssMax = rss();
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, rss())), 250);
+  const [acs0, db0, redis0, cmd0] = [sum(pids.map(cpuOf)), s.dbPid ? cpuOf(s.dbPid) : NaN, await redisCpu(s), await dbCommands(s)];
+  const phase = await run();
+  const [acs1, db1, redis1, cmd1] = [sum(pids.map(cpuOf)), s.dbPid ? cpuOf(s.dbPid) : NaN, await redisCpu(s), await dbCommands(s)];
+  clearInterval(sampler);
+  rssMax = Math.max(rssMax, rss());
+  const commands = new Map<string, number>();
+  for (const [k, v] of cmd1) if (v - (cmd0.get(k) ?? 0) > 0) commands.set(k, v - (cmd0.get(k) ?? 0));
+  return { phase, cost: { acsCpuS: acs1 - acs0, dbCpuS: db1 - db0, redisCpuS: redis1 - redis0, commands }, rssMax };
 }
 
 interface Row {
   devices: number;
-  regS: number;
-  regOk: number;
-  regFail: number;
-  sessions: number;
+  register: string;
   rate: number;
+  failures: string;
+  halfRate: number;
   p50: number;
   p99: number;
-  max: number;
-  fail: number;
-  failDetail: string;
-  rssMax: number;
-  rssEnd: number;
-  cpuMsPerSession: number;
-  cpuPct: number;
-  /** The ACS's child processes (local database, Redis when it started one). */
-  svcCpuMsPerSession: number;
-  svcRss: number;
-  clientCpuPct: number;
+  acsMs: number;
+  dbMs: number;
+  redisMs: number;
+  commands: string;
+  rssMb: number;
+  ceiling?: number;
 }
 
-async function benchSize(acs: Acs, devices: number, args: Args, tag: string): Promise<Row> {
-  const pid = acs.child.pid!;
-  const fleet = makeFleet(devices, { url: acs.url, serialPrefix: `B${tag}${devices}_`, timeoutMs: 30_000 });
+const REGISTER_EVENTS: Record<Register, EventStruct[]> = {
+  periodic: [{ eventCode: '2 PERIODIC', commandKey: '' }],
+  boot: [{ eventCode: '1 BOOT', commandKey: '' }],
+  bootstrap: [
+    { eventCode: '0 BOOTSTRAP', commandKey: '' },
+    { eventCode: '1 BOOT', commandKey: '' },
+  ],
+};
 
-  const events = [{ eventCode: '1 BOOT', commandKey: '' }];
-  if (args.register === 'bootstrap') events.unshift({ eventCode: '0 BOOTSTRAP', commandKey: '' });
-  log(`${devices} devices: registering (one ${events.map((e) => e.eventCode).join(' + ')} session each, concurrency ${args.concurrency})`);
-  const reg = await runPhase(fleet, args.concurrency, { events }, { count: devices, seconds: args.registerTimeout });
-  const regFail = Object.values(reg.failures).reduce((s, x) => s + (x ?? 0), 0);
-  log(
-    `${devices} devices: registered ${reg.ok} in ${reg.elapsedS.toFixed(1)} s (${(reg.ok / reg.elapsedS).toFixed(0)}/s)` +
-      (regFail ? `, ${regFail} failed` : '') +
-      (reg.timedOut ? ` — stopped at the ${args.registerTimeout} s limit` : ''),
-  );
+async function benchFleet(s: Services, acs: Server, devices: number, args: Args, tag: string): Promise<Row> {
+  const cpes = makeFleet(devices, { url: acs.url, serialPrefix: `B${tag}_${devices}_`, timeoutMs: 30_000 });
+  const fleet = leanSessions(cpes, acs.url, args.concurrency);
+  log(`${devices} devices: registering (${args.register}, concurrency ${args.concurrency})`);
+  const registration = args.register === 'periodic' ? fleet : fullSessions(cpes, REGISTER_EVENTS[args.register]);
+  const reg = await runPhase(registration, args.concurrency, { count: devices, seconds: args.registerTimeout });
+  const register = `${reg.ok} in ${reg.elapsedS.toFixed(0)} s (${(reg.ok / reg.elapsedS).toFixed(0)}/s)${failureCount(reg) ? `, ${failureCount(reg)} failed` : ''}`;
+  log(`${devices} devices: registered ${register}${reg.timedOut ? ` — stopped at the ${args.registerTimeout} s limit` : ''}`);
 
-  log(`${devices} devices: periodic sessions for ${args.seconds} s at concurrency ${args.concurrency}`);
-  let rssMax = rssOf(pid);
-  const sampler = setInterval(() => {
-    const r = rssOf(pid);
-    if (!(r <= rssMax)) rssMax = r;
-  }, 200);
-  const cpu0 = cpuOf(pid);
-  const svc = descendantsOf(pid);
-  const svcCpu0 = sum(svc.map(cpuOf));
-  const client0 = process.cpuUsage();
-  const ph = await runPhase(fleet, args.concurrency, {}, { seconds: args.seconds });
-  const cpu1 = cpuOf(pid);
-  const svcCpu1 = sum(svc.map(cpuOf));
-  const client = process.cpuUsage(client0);
-  clearInterval(sampler);
-  const rssEnd = rssOf(pid);
-  if (!(rssEnd <= rssMax)) rssMax = rssEnd;
-  const fail = Object.values(ph.failures).reduce((s, x) => s + (x ?? 0), 0);
-  const cpuS = cpu1 - cpu0;
+  log(`${devices} devices: saturation, ${args.seconds} s at concurrency ${args.concurrency}`);
+  const sat = await measured(s, acs, () => runPhase(fleet, args.concurrency, { seconds: args.seconds }));
+  const rate = sat.phase.ok / sat.phase.elapsedS;
+  log(`${devices} devices: ${rate.toFixed(0)} sessions/s; half load (${(rate / 2).toFixed(0)}/s) for ${args.seconds} s`);
+  const half = await runPhase(fleet, args.concurrency, { seconds: args.seconds, rate: rate / 2 });
+  const per = (x: number) => (sat.phase.ok ? (x * 1000) / sat.phase.ok : NaN);
+  const commands = [...sat.cost.commands]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${(v / Math.max(1, sat.phase.ok)).toFixed(2)}`)
+    .join(', ');
   return {
     devices,
-    regS: reg.elapsedS,
-    regOk: reg.ok,
-    regFail,
-    sessions: ph.ok,
-    rate: ph.ok / ph.elapsedS,
-    p50: percentile(ph.latencies, 50),
-    p99: percentile(ph.latencies, 99),
-    max: ph.latencies.length ? ph.latencies[ph.latencies.length - 1] : NaN,
-    fail,
-    failDetail: Object.entries(ph.failures)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join(', '),
-    rssMax,
-    rssEnd,
-    cpuMsPerSession: ph.ok ? (cpuS * 1000) / ph.ok : NaN,
-    cpuPct: (cpuS / ph.elapsedS) * 100,
-    svcCpuMsPerSession: svc.length && ph.ok ? ((svcCpu1 - svcCpu0) * 1000) / ph.ok : NaN,
-    svcRss: svc.length ? sum(svc.map(rssOf)) : NaN,
-    clientCpuPct: ((client.user + client.system) / 1e6 / ph.elapsedS) * 100,
+    register,
+    rate,
+    failures: failureCount(sat.phase) ? failureText(sat.phase) : '0',
+    halfRate: half.ok / half.elapsedS,
+    p50: percentile(half.latencies, 50),
+    p99: percentile(half.latencies, 99),
+    acsMs: per(sat.cost.acsCpuS),
+    dbMs: per(sat.cost.dbCpuS),
+    redisMs: per(sat.cost.redisCpuS),
+    commands,
+    rssMb: sat.rssMax / 1048576,
   };
 }
 
-function table(rows: Row[], args: Args): string {
-  const mb = (b: number) => (Number.isFinite(b) ? (b / 1048576).toFixed(0) : '?');
-  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-  const head = [
-    'devices',
-    'register',
-    'sessions',
-    'sessions/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'failures',
-    'ACS RSS max/end MB',
-    'ACS CPU ms/session',
-    'ACS CPU %',
-    'services CPU ms/session',
-    'services RSS MB',
-    'bench CPU %',
-  ];
-  const body = rows.map((r) => [
-    String(r.devices),
-    `${r.regOk} in ${f(r.regS)} s${r.regFail ? ` (${r.regFail} failed)` : ''}`,
-    String(r.sessions),
-    f(r.rate, 0),
-    f(r.p50, 2),
-    f(r.p99, 2),
-    f(r.max, 1),
-    r.fail ? `${r.fail} (${r.failDetail})` : '0',
-    `${mb(r.rssMax)} / ${mb(r.rssEnd)}`,
-    f(r.cpuMsPerSession, 3),
-    f(r.cpuPct, 0),
-    f(r.svcCpuMsPerSession, 3),
-    mb(r.svcRss),
-    f(r.clientCpuPct, 0),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  return [
-    `Periodic sessions (Inform → InformResponse → empty POST → 204), ${args.seconds} s per fleet, concurrency ${args.concurrency}:`,
-    line(head),
-    '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
-    ...body.map(line),
-    'latency: client side, whole session; CPU per session: ACS process utime+stime / completed sessions;',
-    'services: processes the ACS started itself (local database, Redis), when any.',
-  ].join('\n');
+/** The trivial server's rate with the same fleet shape, concurrency and duration. */
+async function ceiling(workers: number, args: Args): Promise<number> {
+  const t = await startTrivial(workers);
+  try {
+    const fleet = leanSessions(makeFleet(Math.max(args.concurrency * 4, 1000), { url: t.url, serialPrefix: 'T' }), t.url, args.concurrency);
+    const p = await runPhase(fleet, args.concurrency, { seconds: args.seconds });
+    return p.ok / p.elapsedS;
+  } finally {
+    await stop(t);
+  }
 }
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map(line)].join('\n');
+}
+
+const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const root = path.resolve(__dirname, '..', '..');
-  const acs = await startAcs(root, args);
+  const s = await startServices();
+  const servers: Server[] = [];
   let stopping = false;
+  const cleanup = async () => {
+    for (const srv of servers) await stop(srv, s).catch(() => undefined);
+    await s.mongo.close();
+    s.redis.disconnect();
+    for (const o of s.owned) await o.stop();
+    if (s.dbDir) fs.rmSync(s.dbDir, { recursive: true, force: true });
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log(`${sig}: stopping the ACS`);
-    void stopAcs(acs).finally(() => process.exit(130));
+    log(`${sig}: stopping`);
+    void cleanup().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const rows: Row[] = [];
   const tag = Date.now().toString(36);
+  const out: string[] = [];
   try {
-    for (const n of args.devices) {
-      if (acs.child.exitCode !== null) throw new Error(`the ACS exited (code ${acs.child.exitCode})`);
-      rows.push(await benchSize(acs, n, args, tag));
+    // Fleet sizes, one ACS (its database grows with each fleet, as a real one would).
+    const acs = await startAcs(s, args.workers, args);
+    servers.push(acs);
+    const rows: Row[] = [];
+    for (const n of args.devices) rows.push(await benchFleet(s, acs, n, args, tag));
+    log(`ceiling: trivial server, ${args.workers} worker(s)`);
+    const top = await ceiling(args.workers, args);
+    out.push(
+      `Periodic sessions (Inform → InformResponse → empty POST → 204); ACS with ${args.workers} worker(s); ${args.seconds} s per phase; concurrency ${args.concurrency};`,
+      `ceiling: a trivial Node server answering the same two requests, ${args.workers} worker(s): ${f(top)} sessions/s`,
+      table(
+        ['devices', 'registered', 'sessions/s (saturation)', '% of ceiling', 'failures', 'half load: sessions/s', 'p50 ms', 'p99 ms', 'ACS CPU ms/session', 'ACS RSS MB', 'DB CPU ms/session', 'Redis CPU ms/session', 'DB commands/session'],
+        rows.map((r) => [String(r.devices), r.register, f(r.rate), f((r.rate / top) * 100), r.failures, f(r.halfRate), f(r.p50, 1), f(r.p99, 1), f(r.acsMs, 2), f(r.rssMb), f(r.dbMs, 2), f(r.redisMs, 2), r.commands]),
+      ),
+    );
+
+    // Past saturation: sessions offered faster than the ACS completes them.
+    if (args.overload > 0) {
+      const offered = rows[0].rate * args.overload;
+      const cap = 4096;
+      const n = Math.max(cap, args.devices[0]);
+      const fleet = leanSessions(makeFleet(n, { url: acs.url, serialPrefix: `B${tag}_${args.devices[0]}_` }), acs.url, cap);
+      log(`past saturation: ${offered.toFixed(0)} sessions/s offered (${args.overload} × saturation) for ${args.seconds} s`);
+      const p = (await measured(s, acs, () => runPhase(fleet, cap, { seconds: args.seconds, rate: offered }))).phase;
+      const shed = (p.failures['fault 8005'] ?? 0) + (p.failures['HTTP 503'] ?? 0);
+      out.push(
+        '',
+        `Past saturation: ${f(offered)} sessions/s offered (${args.overload} × the ${args.devices[0]}-device saturation rate):`,
+        table(
+          ['completed/s', 'p50 ms', 'p99 ms', 'max ms', 'shed/s (503 + fault 8005 + Retry-After)', 'other failures'],
+          [[f(p.ok / p.elapsedS), f(percentile(p.latencies, 50), 1), f(percentile(p.latencies, 99), 1), f(percentile(p.latencies, 100), 1), f(shed / p.elapsedS), failureCount(p) - shed ? failureText({ ...p, failures: Object.fromEntries(Object.entries(p.failures).filter(([k]) => k !== 'fault 8005' && k !== 'HTTP 503')) }) : '0']],
+        ),
+      );
     }
+    await stop(acs, s);
+    servers.pop();
+
+    // Scaling with workers: the first fleet size, a fresh ACS per worker count.
+    if (args.scale.length) {
+      const rows: string[][] = [];
+      for (const w of args.scale) {
+        const a = await startAcs(s, w, args);
+        servers.push(a);
+        const r = await benchFleet(s, a, args.devices[0], { ...args, register: 'periodic' }, `${tag}w${w}`);
+        await stop(a, s);
+        servers.pop();
+        log(`ceiling: trivial server, ${w} worker(s)`);
+        const top = await ceiling(w, args);
+        rows.push([String(w), f(r.rate), f(top), f((r.rate / top) * 100), f(r.acsMs, 2), f(r.dbMs, 2), f(r.p99, 1), f(r.rssMb)]);
+      }
+      out.push('', `Scaling with ACS workers (${args.devices[0]} devices):`, table(['workers', 'sessions/s', 'ceiling/s', '% of ceiling', 'ACS CPU ms/session', 'DB CPU ms/session', 'p99 ms at half load', 'ACS RSS MB'], rows));
+    }
+    out.push(
+      '',
+      'CPU per session: the processes\' utime+stime over completed sessions at saturation (DB: the local FerretDB when the bench started it;',
+      'Redis: INFO cpu). Latency: client side, the whole session. DB commands: serverStatus counters over completed sessions.',
+    );
   } catch (e) {
     console.error(`bench failed: ${(e as Error).message}`);
-    console.error(`--- ACS stderr (tail) ---\n${acs.stderr.text.slice(-8000)}`);
     process.exitCode = 1;
   } finally {
-    log('stopping the ACS (SIGTERM)');
-    await stopAcs(acs);
-    log(`ACS exited (code ${acs.child.exitCode}, signal ${acs.child.signalCode})`);
-    if (!process.env.MONGODB_URL && !args.keepDb) removeLocalDb(root, acs.dbName);
-    if (!args.keepDb) await removeRedisKeys(acs.redisPrefix);
+    await cleanup();
   }
-  if (rows.length) console.log('\n' + table(rows, args));
-  const err = acs.stderr.text.trim();
-  if (err) console.log(`\nACS stderr (tail):\n${err.slice(-3000)}`);
-  const out = acs.stdout.text.trim();
-  if (out) console.log(`\nACS log, level warn and above (tail):\n${out.slice(-3000)}`);
+  if (out.length) console.log('\n' + out.join('\n'));
 }
 
 main().catch((e: Error) => {

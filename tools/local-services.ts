@@ -14,6 +14,8 @@ export const FERRET_BIN = path.join(ROOT, '.local', 'bin', 'ferretdb');
 export interface LocalService {
   url: string;
   stop(): Promise<void>;
+  /** The server's process, when this module started it (benchmarks measure its CPU). */
+  pid?: number;
 }
 
 export function freePort(): Promise<number> {
@@ -97,7 +99,7 @@ export async function startFerretDb(dataDir: string, port = 0, say?: (msg: strin
   await waitForLine(child, 'ferretdb ready', 60_000, 'FerretDB');
   child.stdout!.resume();
   child.stderr!.resume();
-  return { url: `mongodb://127.0.0.1:${p}/`, stop: stopper(child) };
+  return { url: `mongodb://127.0.0.1:${p}/`, stop: stopper(child), pid: child.pid };
 }
 
 export interface RedisOptions {
@@ -121,7 +123,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<LocalService>
   await waitForLine(child, 'Ready to accept connections', 15_000, 'redis-server');
   child.stdout!.resume();
   child.stderr!.resume();
-  return { url: `redis://127.0.0.1:${port}`, stop: stopper(child) };
+  return { url: `redis://127.0.0.1:${port}`, stop: stopper(child), pid: child.pid };
 }
 
 /** The local Redis on 6379 when one answers, else a new one on that port. */
