@@ -554,13 +554,15 @@ async function main(): Promise<void> {
   const tag = Date.now().toString(36);
   const out: string[] = [];
   try {
+    // The ceiling first, while the load generator holds no fleet (its garbage collection would
+    // slow it down).
+    log(`ceiling: trivial server, ${args.workers} worker(s)`);
+    const top = await ceiling(args.workers, args);
     // Fleet sizes, one ACS (its database grows with each fleet, as a real one would).
     const acs = await startAcs(s, args.workers, args);
     servers.push(acs);
     const rows: Row[] = [];
     for (const n of args.devices) rows.push(await benchFleet(s, acs, n, args, tag));
-    log(`ceiling: trivial server, ${args.workers} worker(s)`);
-    const top = await ceiling(args.workers, args);
     out.push(
       `Periodic sessions (Inform → InformResponse → empty POST → 204); ACS with ${args.workers} worker(s); ${args.seconds} s per phase; concurrency ${args.concurrency};`,
       `ceiling: a trivial Node server answering the same two requests, ${args.workers} worker(s): ${f(top)} sessions/s`,
@@ -595,13 +597,13 @@ async function main(): Promise<void> {
     if (args.scale.length) {
       const rows: string[][] = [];
       for (const w of args.scale) {
+        log(`ceiling: trivial server, ${w} worker(s)`);
+        const top = await ceiling(w, args);
         const a = await startAcs(s, w, args);
         servers.push(a);
         const r = await benchFleet(s, a, args.devices[0], { ...args, register: 'periodic' }, `${tag}w${w}`);
         await stop(a, s);
         servers.pop();
-        log(`ceiling: trivial server, ${w} worker(s)`);
-        const top = await ceiling(w, args);
         rows.push([String(w), f(r.rate), f(top), f((r.rate / top) * 100), f(r.acsMs, 2), f(r.dbMs, 2), f(r.p99, 1), f(r.rssMb)]);
       }
       out.push('', `Scaling with ACS workers (${args.devices[0]} devices):`, table(['workers', 'sessions/s', 'ceiling/s', '% of ceiling', 'ACS CPU ms/session', 'DB CPU ms/session', 'p99 ms at half load', 'ACS RSS MB'], rows));

@@ -127,6 +127,8 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
       maxOpenSessions: config.maxOpenSessions,
       maxStartingSessions: config.maxStartingSessions,
       shedRetryAfterS: config.shedRetryAfterS,
+      writeBacklog: () => devices.backlog + sessions.writer.pending + rollups.writer.pending,
+      maxWriteBacklog: config.maxWriteBacklog,
     },
     devices,
     sessions,

@@ -17,8 +17,9 @@ export class BatchWriter<T extends Document> {
   private ops: AnyBulkWriteOperation<T>[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> = Promise.resolve();
-  /** Flushes handed to write() and not finished. */
+  /** Flushes handed to write() and not finished, and their operations. */
   private writing = 0;
+  private writingOps = 0;
   private failures = 0;
 
   constructor(
@@ -34,8 +35,9 @@ export class BatchWriter<T extends Document> {
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
   }
 
+  /** Operations added and not yet stored (buffered or being written). */
   get pending(): number {
-    return this.ops.length;
+    return this.ops.length + this.writingOps;
   }
 
   /** Nothing buffered and nothing being written: every write added so far is stored. */
@@ -53,8 +55,15 @@ export class BatchWriter<T extends Document> {
     this.ops = [];
     // Flushes are chained so a later flush never overtakes an earlier one (an upsert that opens
     // a record must not land after the update that closes it).
-    if (ops.length) this.writing += 1;
-    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops).finally(() => (this.writing -= 1)) : undefined));
+    if (ops.length) {
+      this.writing += 1;
+      this.writingOps += ops.length;
+    }
+    const done = () => {
+      this.writing -= 1;
+      this.writingOps -= ops.length;
+    };
+    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops).finally(done) : undefined));
     return this.inFlight;
   }
 

@@ -61,6 +61,8 @@ export interface Config {
    * 8005 and 503 Retry-After: past saturation the queue would only turn into timeouts.
    */
   maxStartingSessions: number;
+  /** Above this many buffered writes not yet stored, new Informs are shed (memory stays bounded). */
+  maxWriteBacklog: number;
   /** Retry-After (s) when shedding; each answer picks between this and twice it, so retries spread out. */
   shedRetryAfterS: number;
   /** ACS worker processes for `acs start` (Node cluster; 1 = no cluster). */
@@ -211,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
     maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 64),
     shedRetryAfterS: int(env, 'ACS_SHED_RETRY_AFTER', 30),
+    maxWriteBacklog: int(env, 'ACS_MAX_WRITE_BACKLOG', 20_000),
     workers: int(env, 'ACS_WORKERS', 1),
     logLevel: env.LOG_LEVEL || 'info',
     dataDir: env.ACS_DATA_DIR || '.local',

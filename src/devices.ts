@@ -134,6 +134,11 @@ export class Devices {
     this.informWriter = new BatchWriter(this.col, log, flushIntervalMs);
   }
 
+  /** Inform writes buffered and not yet handed to the database. */
+  get backlog(): number {
+    return this.informWriter.pending;
+  }
+
   /** Stores the buffered Inform writes (shutdown, tests). */
   flush(): Promise<void> {
     return this.informWriter.flush();

@@ -21,6 +21,9 @@ export interface EngineOptions {
   maxOpenSessions: number;
   maxStartingSessions: number;
   shedRetryAfterS: number;
+  /** Writes buffered and not yet stored (registry, session records, rollups). */
+  writeBacklog: () => number;
+  maxWriteBacklog: number;
 }
 
 /** What other parts of the server may react to; listeners run in order and are awaited. */
@@ -148,7 +151,12 @@ export class SessionEngine {
 
   /** True when a new session would be shed (see shedReply). */
   get saturated(): boolean {
-    return this.live.size >= this.opts.maxOpenSessions || this.starting >= this.opts.maxStartingSessions;
+    return (
+      this.live.size >= this.opts.maxOpenSessions ||
+      this.starting >= this.opts.maxStartingSessions ||
+      // The database is behind the buffered writes: taking more would only grow memory.
+      this.opts.writeBacklog() >= this.opts.maxWriteBacklog
+    );
   }
 
   /**

@@ -444,3 +444,27 @@ describe('CWMP load shedding (integration)', function () {
     assert.match(metrics, /^acs_cwmp_informs_shed_total 1$/m);
   });
 });
+
+describe('CWMP load shedding on a write backlog (integration)', function () {
+  this.timeout(30_000);
+  let acs: TestAcs;
+  before(async () => {
+    // Writes are held for a minute, as a database that fell behind would leave them.
+    acs = await startTestAcs({ flushIntervalMs: 60_000, maxWriteBacklog: 3 });
+  });
+  after(async () => {
+    await acs?.stop();
+  });
+
+  it('sheds Informs while buffered writes exceed the limit, and serves again once they are stored', async () => {
+    const [a, b] = [cpeFor(acs), cpeFor(acs)];
+    assert.equal((await a.session()).ended, '204');
+    const refused = await b.session();
+    assert.equal(refused.ended, 'fault');
+    assert.equal(refused.fault?.code, 8005);
+    assert.equal(refused.httpStatus, 503);
+    await acs.flush();
+    assert.equal((await b.session()).ended, '204');
+    assert.ok(await acs.devices.get(a.id), 'the buffered registry write was stored by the flush');
+  });
+});
