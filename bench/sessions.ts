@@ -28,7 +28,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
-import { freePort, startFerretDb, useOrStartRedis, ROOT, type LocalService } from '../tools/local-services';
+import { childPids, freePort, startFerretDb, useOrStartRedis, ROOT, type LocalService } from '../tools/local-services';
 
 type Register = 'periodic' | 'boot' | 'bootstrap';
 
@@ -149,19 +149,7 @@ function cpuOf(pid: number): number {
 }
 
 /** The process and its children (an ACS primary and its cluster workers). */
-function treeOf(pid: number): number[] {
-  const out = [pid];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+const treeOf = (pid: number): number[] => [pid, ...childPids(pid)];
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 

@@ -2,7 +2,7 @@
 // tools/ferretdb (MongoDB wire protocol on SQLite) and a redis-server. Production never uses
 // this: it sets MONGODB_URL and REDIS_URL.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -16,6 +16,21 @@ export interface LocalService {
   stop(): Promise<void>;
   /** The server's process, when this module started it (benchmarks measure its CPU). */
   pid?: number;
+}
+
+/** Pids of a process's children (Linux /proc): an ACS cluster's workers, for tests and benchmarks. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 export function freePort(): Promise<number> {

@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { connectDatabase } from '../../src/db';
-import { freePort, ROOT } from '../../tools/local-services';
+import { childPids, freePort, ROOT } from '../../tools/local-services';
 import { services } from '../hooks';
 import { TestCpe } from '../support/cpe';
 
@@ -18,21 +17,6 @@ const alive = (pid: number) => {
     return false;
   }
 };
-
-/** Pids of the primary's children (its cluster workers). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 const until = async <T>(f: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 15_000): Promise<T> => {
   const end = Date.now() + ms;
@@ -83,7 +67,7 @@ describe('ACS cluster (integration)', function () {
     primary.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     await until(() => out.includes('CWMP listening'), 30_000).catch(() => assert.fail(`the cluster did not start:\n${out.slice(-3000)}`));
     assert.equal(out.split('CWMP listening').length - 1, 1, 'the primary announces once, after every worker is ready');
-    const workers = childrenOf(primary.pid!);
+    const workers = childPids(primary.pid!);
     assert.equal(workers.length, 2, `two workers, got ${workers.join(', ')}`);
 
     const url = `http://127.0.0.1:${cwmpPort}/`;
@@ -102,7 +86,7 @@ describe('ACS cluster (integration)', function () {
       // A worker that dies is replaced, and the CWMP port keeps answering.
       process.kill(workers[0], 'SIGKILL');
       const replaced = await until(() => {
-        const now = childrenOf(primary!.pid!);
+        const now = childPids(primary!.pid!);
         return now.length === 2 && !now.includes(workers[0]) ? now : null;
       });
       assert.ok(replaced.includes(workers[1]));
