@@ -10,18 +10,7 @@ import type { TestAcs } from '../support/acs';
 import type { TestCpe } from '../support/cpe';
 import type { EventStruct } from '../../cwmp/types';
 import { BOOTSTRAP, consentParam, isDiagnosticRead, programCpe, staticProfile } from '../support/program';
-
-/** mulberry32: small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../tools/sim/random';
 
 const pickOf = <T>(r: () => number, xs: T[]): T => xs[Math.floor(r() * xs.length)];
 
@@ -41,7 +30,7 @@ interface Dev {
 describe('consent: randomised sessions (integration)', function () {
   this.timeout(120_000);
   const seed = Number(process.env.TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   let acs: TestAcs;
   let api: ApiClient;
 
@@ -58,7 +47,7 @@ describe('consent: randomised sessions (integration)', function () {
       const hasSetting = i !== 3 && i !== 6;
       const start = hasSetting && rnd() < 0.5;
       const cpe = programCpe(acs.url, { kind: i % 2 ? 'tr181' : 'tr098', consent: hasSetting ? start : null });
-      devices.push({ cpe, hasSetting, joined: start, log: [`start setting=${hasSetting ? start : 'none'}`], rnd: prng(seed + 7919 * (i + 1)) });
+      devices.push({ cpe, hasSetting, joined: start, log: [`start setting=${hasSetting ? start : 'none'}`], rnd: rng(seed + 7919 * (i + 1)) });
     }
     const violations: string[] = [];
     let eligible = 0;
