@@ -73,7 +73,6 @@ export interface Acs {
   stop(): Promise<void>;
 }
 
-const SWEEP_MS = 30_000;
 /** How often, and after how long, file data of unfinished uploads is removed. */
 const FILE_SWEEP_MS = 3600_000;
 
@@ -102,22 +101,28 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   await queue.rebuildHint();
 
   store.startHeartbeat(processId);
-  const sweep = async () => {
+  // Every start looks at all open records; after that, the database is only asked when a
+  // process stopped beating (a whole-collection query on FerretDB, where nothing is indexed).
+  const sweep = async (everything: boolean) => {
     try {
       const { alive, lastSeen } = await store.processes();
       alive.add(processId);
+      const dead = [...lastSeen.keys()].filter((p) => !alive.has(p));
+      if (!everything && !dead.length) return;
       const closed = await sessions.closeOrphans(
         (p) => alive.has(p),
         (p) => lastSeen.get(p),
+        everything ? undefined : dead,
       );
+      await store.forget(dead); // their records are closed: nothing more to look for
       await queue.requeueSessions(closed);
       if (closed.length) log.warn({ closed: closed.length }, 'closed session records left open by stopped ACS processes');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'orphan session sweep failed');
     }
   };
-  await sweep();
-  const sweeper = setInterval(() => void sweep(), SWEEP_MS);
+  await sweep(true);
+  const sweeper = setInterval(() => void sweep(false), config.orphanSweepMs);
   sweeper.unref();
 
   const engine = new SessionEngine(

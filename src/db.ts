@@ -1,6 +1,7 @@
 // MongoDB connection. Collections are owned by the modules named in README (one owner each);
 // this module only connects and hands out the Db.
-import { Db, MongoClient, type Collection, type IndexDescription } from 'mongodb';
+import { Db, MongoClient, type Collection, type Document, type IndexDescription, type UpdateFilter } from 'mongodb';
+import { isDeepStrictEqual } from 'node:util';
 
 export interface Database {
   client: MongoClient;
@@ -41,4 +42,37 @@ export async function ensureIndexes(col: Collection<any>, specs: IndexDescriptio
     if (onFerretDb && !spec.unique) continue;
     await col.createIndexes([spec]);
   }
+}
+
+/** One conditional update by id: `cond` holds top-level fields the document must still equal. */
+export interface UpdateByIdIf<T extends Document> {
+  id: T['_id'];
+  cond: Record<string, unknown>;
+  update: UpdateFilter<T>;
+}
+
+/**
+ * Applies each update whose document still matches its condition; returns how many matched.
+ * On MongoDB that is one bulk write of `{_id, ...cond}` filters, each atomic. FerretDB 1.24
+ * pushes down only a filter that is a lone `_id`, so the same filter would scan the whole table
+ * once per update (seconds each at 100,000 devices); its conditional update is itself a read, a
+ * check and a write, not atomic, so there we take those three steps ourselves, reading by `_id`.
+ */
+export async function updateByIdIf<T extends Document>(col: Collection<T>, items: UpdateByIdIf<T>[]): Promise<number> {
+  if (!items.length) return 0;
+  if (!onFerretDb) {
+    const res = await col.bulkWrite(
+      items.map((u) => ({ updateOne: { filter: { _id: u.id, ...u.cond } as never, update: u.update } })),
+      { ordered: false },
+    );
+    return res.matchedCount;
+  }
+  let matched = 0;
+  for (const u of items) {
+    const doc = await col.findOne({ _id: u.id } as never);
+    if (!doc || !Object.entries(u.cond).every(([k, v]) => isDeepStrictEqual(doc[k], v))) continue;
+    await col.updateOne({ _id: u.id } as never, u.update);
+    matched++;
+  }
+  return matched;
 }

@@ -13,7 +13,7 @@ import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
 import { BatchWriter } from './batch-writer';
-import { ensureIndexes } from './db';
+import { ensureIndexes, updateByIdIf } from './db';
 import type { Logger } from './logger';
 
 export interface StoredParam {
@@ -364,10 +364,9 @@ export class Devices {
       .find({ onlineUntil: { $lte: now }, offline: { $ne: true } }, { projection: { onlineUntil: 1 } })
       .limit(limit)
       .toArray();
-    if (!due.length) return [];
-    await this.col.bulkWrite(
-      due.map((d) => ({ updateOne: { filter: { _id: d._id, onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } } })),
-      { ordered: false },
+    await updateByIdIf(
+      this.col,
+      due.map((d) => ({ id: d._id, cond: { onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } })),
     );
     return due.map((d) => d._id);
   }

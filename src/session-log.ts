@@ -9,7 +9,7 @@ import type { Collection, Db, FindCursor } from 'mongodb';
 import { BatchWriter } from './batch-writer';
 import type { Logger } from './logger';
 import type { Rollups } from './rollups';
-import { ensureIndexes } from './db';
+import { ensureIndexes, updateByIdIf } from './db';
 
 export type SessionOutcome = 'completed' | 'fault' | 'timeout' | 'aborted';
 
@@ -116,12 +116,14 @@ export class SessionLog {
 
   /**
    * Closes records left open by ACS processes that are gone (crashed or killed): their
-   * disconnect time is the last moment the process was known alive, never later. Each record
-   * is claimed with a conditional update, so two processes sweeping at once count it once.
-   * Returns the ids of the sessions it closed.
+   * disconnect time is the last moment the process was known alive, never later. `dead` names
+   * the processes whose records to look for; without it, every open record of a process not
+   * alive (at start-up, which also finds those of processes the registry no longer knows).
+   * Each record is claimed with a conditional update (atomic on MongoDB), so two processes
+   * sweeping at once count it once. Returns the ids of the sessions it closed.
    */
-  async closeOrphans(isAlive: (process: string) => boolean, lastSeen: (process: string) => Date | undefined): Promise<string[]> {
-    const open = await this.col.find({ status: 'open' }).toArray();
+  async closeOrphans(isAlive: (process: string) => boolean, lastSeen: (process: string) => Date | undefined, dead?: string[]): Promise<string[]> {
+    const open = await this.col.find(dead ? { status: 'open', process: { $in: dead } } : { status: 'open' }).toArray();
     const closed: string[] = [];
     for (const s of open) {
       if (isAlive(s.process)) continue;
@@ -138,8 +140,7 @@ export class SessionLog {
         error: 'the ACS process handling this session stopped',
       };
       const durationMs = disconnectedAt.getTime() - s.connectedAt.getTime();
-      const res = await this.col.updateOne({ _id: s._id, status: 'open' }, { $set: { ...close, status: 'closed', durationMs } });
-      if (!res.modifiedCount) continue;
+      if (!(await updateByIdIf(this.col, [{ id: s._id, cond: { status: 'open' }, update: { $set: { ...close, status: 'closed', durationMs } } }]))) continue;
       this.rollups.add({ device: s.device, connectedAt: s.connectedAt, disconnectedAt, outcome: 'aborted', events: s.events, softwareVersion: s.softwareVersion, wanUpAt: s.wanUpAt });
       closed.push(s._id);
     }

@@ -409,6 +409,50 @@ describe('CWMP sessions across ACS processes (integration)', function () {
   });
 });
 
+describe('Orphan session sweep while running (integration)', function () {
+  this.timeout(30_000);
+
+  it('closes the open records of a process that stops beating, leaves live ones alone, and forgets the dead process', async () => {
+    const acs = await startTestAcs({ orphanSweepMs: 1000 });
+    try {
+      const now = Date.now();
+      const dead = 'dead-host:2:sweep';
+      const live = 'live-host:3:sweep';
+      const record = (id: string, process: string) => ({
+        _id: id,
+        device: 'OUI-SWEEP-1',
+        connectedAt: new Date(now - 40_000),
+        events: ['2 PERIODIC'],
+        remote: '127.0.0.1',
+        process,
+        status: 'open' as const,
+      });
+      await acs.sessions.col.insertMany([record('sweep-dead', dead), record('sweep-live', live)]);
+      await acs.redis.hset('procs', live, now);
+      await acs.redis.hset('procs', dead, now - 30_000); // beat last 30 s ago: dead after 20 s
+      const deadline = Date.now() + 10_000;
+      let orphan = await acs.sessions.col.findOne({ _id: 'sweep-dead' });
+      while (orphan?.status === 'open' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        orphan = await acs.sessions.col.findOne({ _id: 'sweep-dead' });
+      }
+      assert.equal(orphan?.status, 'closed');
+      assert.equal(orphan?.outcome, 'aborted');
+      assert.equal(orphan?.disconnectedAt?.getTime(), now - 30_000);
+      assert.equal(orphan?.durationMs, 10_000);
+      assert.equal((await acs.sessions.col.findOne({ _id: 'sweep-live' }))?.status, 'open');
+      assert.equal(await acs.redis.hexists('procs', dead), 0, 'the dead process is forgotten once its records are closed');
+      assert.equal(await acs.redis.hexists('procs', live), 1);
+      await acs.flush();
+      const day = await acs.rollups.col.findOne({ device: 'OUI-SWEEP-1' });
+      assert.equal(day?.aborted, 1, 'the closed orphan is counted once in the rollups');
+      await acs.sessions.col.deleteOne({ _id: 'sweep-live' });
+    } finally {
+      await acs.stop();
+    }
+  });
+});
+
 describe('CWMP load shedding (integration)', function () {
   this.timeout(30_000);
   let acs: TestAcs;
