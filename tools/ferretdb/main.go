@@ -45,8 +45,8 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Handler:  "sqlite",
 		// WAL with synchronous=NORMAL: commits stop waiting for fsync (the WAL is synced at
 		// checkpoints). A development database may lose the last commits on a power cut, and
 		// in exchange each write costs microseconds instead of a disk flush.
