@@ -44,6 +44,27 @@ describe('write-behind (integration)', function () {
     assert.ok(docs.every((d) => d.n === 2 && d.tag === 'x'), 'every document got both increments once');
   });
 
+  it('keeps _id unique once the local database has replaced its _id index', async () => {
+    // tools/ferretdb swaps each new collection's _id index within about 2 s (see idindex.go):
+    // before and after, a second document with the same _id is refused and lookups find the one.
+    const col: Collection<Doc> = database.db.collection('wb_unique');
+    await col.insertMany([{ _id: 'a', n: 1 }, { _id: 'b', n: 1 }]);
+    await new Promise((r) => setTimeout(r, 4500));
+    await assert.rejects(col.insertOne({ _id: 'a', n: 2 }), (e: { code?: number }) => e.code === 11000);
+    const w = new BatchWriter(col, log, 10);
+    w.add({ insertOne: { document: { _id: 'b', n: 9 } } }); // a retried insert: stored already
+    w.add({ updateOne: { filter: { _id: 'a' }, update: { $inc: { n: 1 } }, upsert: true } });
+    w.add({ updateOne: { filter: { _id: 'c' }, update: { $inc: { n: 1 } }, upsert: true } });
+    for (let i = 0; i < 5 && w.pending; i++) await w.flush(); // the ops after the duplicate go in the next flush
+    assert.equal(w.pending, 0);
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'a', n: 2 },
+      { _id: 'b', n: 1 },
+      { _id: 'c', n: 1 },
+    ]);
+    assert.deepEqual(await col.findOne({ _id: 'c' }), { _id: 'c', n: 1 });
+  });
+
   it('takes a retried insert as stored and drops only a refused operation', async () => {
     const col: Collection<Doc> = database.db.collection('wb_errors');
     await col.insertOne({ _id: 'exists', n: 1 });
