@@ -276,6 +276,9 @@ async function startAcs(s: Services, workers: number, args: Args): Promise<Serve
     ACS_API_HOST: '127.0.0.1',
     ACS_API_PORT: String(apiPort),
     ACS_CPE_AUTH: 'none',
+    // No scheduled jobs: the shipped fix rules match the simulated faults and queue RPCs, which
+    // the replaying client does not answer. This measures the periodic session path.
+    ACS_JOBS: 'false',
     LOG_LEVEL: 'warn',
   };
   // The local FerretDB is SQLite: one writer, so few connections (as `acs start` does for it).
@@ -519,8 +522,14 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
   log(`${devices} devices: registered ${register}${reg.timedOut ? ` — stopped at the ${args.registerTimeout} s limit` : ''}`);
 
   log(`${devices} devices: saturation, ${args.seconds} s at concurrency ${args.concurrency}`);
+  const records = () => s.mongo.db(acs.dbName).collection('sessions').countDocuments({ status: 'closed' });
+  await drained(s); // registration's records are stored before counting starts
+  const before = await records();
   const sat = await measured(s, acs, () => runPhase(fleet, args.concurrency, { seconds: args.seconds }));
-  const rate = sat.phase.ok / sat.storedS;
+  // Every completed session must be in the session log once its writes are stored.
+  const stored = (await records()) - before;
+  if (stored !== sat.phase.ok) log(`${devices} devices: ${sat.phase.ok} sessions completed but ${stored} session records stored`);
+  const rate = stored / sat.storedS;
   log(`${devices} devices: ${rate.toFixed(0)} sessions/s recorded (${sat.phase.ok} in ${args.seconds} s, stored ${(sat.storedS - sat.phase.elapsedS).toFixed(1)} s after); half load (${(rate / 2).toFixed(0)}/s) for ${args.seconds} s`);
   await drained(s);
   const half = await runPhase(fleet, args.concurrency, { seconds: args.seconds, rate: rate / 2 });
