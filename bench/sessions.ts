@@ -363,6 +363,7 @@ async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: n
   const busy = new Uint8Array(n);
   let next = 0;
   let started = 0;
+  let slots = 0;
   let ok = 0;
   const failures: Record<string, number> = {};
   let lat = new Float64Array(1 << 16);
@@ -375,7 +376,9 @@ async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: n
     for (;;) {
       if (limit.count !== undefined && started >= limit.count) return;
       if (limit.rate) {
-        const due = t0 + (started / limit.rate) * 1000;
+        // Each worker takes its own start slot before it waits: computed from `started`, the
+        // workers waiting at once all woke at the same moment and started in bursts.
+        const due = t0 + (slots++ / limit.rate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
