@@ -410,6 +410,9 @@ async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: n
       } else {
         const kind = r.failure ?? 'error';
         failures[kind] = (failures[kind] ?? 0) + 1;
+        // Shed: a CPE comes back after Retry-After. Here a short pause, so a closed loop does
+        // not spend the cores on refusals the ACS answers as fast as the client can ask.
+        if (!limit.rate && (kind === 'fault 8005' || kind === 'HTTP 503')) await new Promise((w) => setTimeout(w, 100));
         if (!reported && kind !== 'fault 8005') {
           reported = true;
           log(`first failure: ${kind}${r.message ? `: ${r.message}` : ''}`);
