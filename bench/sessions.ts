@@ -29,7 +29,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
-import { childPids, freePort, startFerretDb, useOrStartRedis, ROOT, type LocalService } from '../tools/local-services';
+import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService, type Output } from '../tools/local-services';
 
 type Register = 'periodic' | 'boot' | 'bootstrap';
 
@@ -159,19 +159,6 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-/** Keeps the last `max` characters of a stream. */
-class Tail {
-  private s = '';
-  constructor(private readonly max = 64 * 1024) {}
-  push(chunk: string): void {
-    this.s += chunk;
-    if (this.s.length > this.max * 2) this.s = this.s.slice(-this.max);
-  }
-  get text(): string {
-    return this.s.slice(-this.max);
-  }
-}
-
 /** The services every run shares, and how to read their cost. */
 interface Services {
   mongodbUrl: string;
@@ -229,39 +216,13 @@ async function redisCpu(s: Services): Promise<number> {
 interface Server {
   child: ChildProcess;
   url: string;
-  out: Tail;
+  output: Output;
   dbName?: string;
   redisPrefix?: string;
 }
 
-async function waitFor(child: ChildProcess, out: Tail, line: string, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`${what} not ready after 120 s`)), 120_000);
-    const onData = (d: Buffer) => {
-      out.push(d.toString('utf8'));
-      if (out.text.includes(line)) done();
-    };
-    const onExit = (code: number | null) => done(new Error(`${what} exited early (code ${code})`));
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      child.stdout!.off('data', onData);
-      child.stderr!.off('data', onData);
-      // keep draining the pipes so the child never blocks on a full pipe
-      child.stdout!.on('data', (d: Buffer) => out.push(d.toString('utf8')));
-      child.stderr!.on('data', (d: Buffer) => out.push(d.toString('utf8')));
-      if (err) reject(new Error(`${err.message}\n${out.text.slice(-4000)}`));
-      else resolve();
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', onExit);
-  });
-}
-
 async function startAcs(s: Services, workers: number, args: Args): Promise<Server> {
-  const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
-  if (!fs.existsSync(cli)) throw new Error('dist/src/cli.js not found: build first (npm run build)');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'cli.js'))) throw new Error('dist/src/cli.js not found: build first (npm run build)');
   const [cwmpPort, apiPort] = [await freePort(), await freePort()];
   const ts = Date.now();
   const env: NodeJS.ProcessEnv = {
@@ -285,18 +246,15 @@ async function startAcs(s: Services, workers: number, args: Args): Promise<Serve
   if (s.dbPid && !process.env.MONGODB_POOL_SIZE) env.MONGODB_POOL_SIZE = String(Math.max(1, Math.floor(2 / workers)));
   const prof = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`] : [];
   log(`starting the ACS: ${workers} worker(s), CWMP 127.0.0.1:${cwmpPort}, database bench_${ts}`);
-  const child = spawn(process.execPath, [...prof, cli, 'start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const server: Server = { child, url: `http://127.0.0.1:${cwmpPort}/`, out: new Tail(), dbName: env.MONGODB_DB, redisPrefix: env.REDIS_PREFIX };
-  await waitFor(child, server.out, 'CWMP listening', 'the ACS');
-  return server;
+  const { child, output } = await spawnAcs(env, { nodeArgs: prof });
+  return { child, output, url: `http://127.0.0.1:${cwmpPort}/`, dbName: env.MONGODB_DB, redisPrefix: env.REDIS_PREFIX };
 }
 
 async function startTrivial(workers: number): Promise<Server> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'trivial-server.js'), String(port), String(workers)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const server: Server = { child, url: `http://127.0.0.1:${port}/`, out: new Tail() };
-  await waitFor(child, server.out, 'ready', 'the trivial server');
-  return server;
+  const { output } = await waitForLine(child, 'ready', 120_000, 'the trivial server');
+  return { child, output, url: `http://127.0.0.1:${port}/` };
 }
 
 async function stop(server: Server, s?: Services): Promise<void> {

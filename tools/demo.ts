@@ -27,7 +27,7 @@ import { loadConfig, type Config } from '../src/config';
 import { connectDatabase } from '../src/db';
 import { ApiClient } from '../test/support/api-client';
 import { FLEET_FLAGS, FLEET_USAGE, describeFleet, fleetOptions, reportProgress } from './fleet-sim';
-import { FERRET_BIN, freePort, ROOT } from './local-services';
+import { FERRET_BIN, freePort, ROOT, spawnAcs } from './local-services';
 import { currentFirmware, firmwareFileOf, MODELS } from './sim/catalogue';
 import { Fleet } from './sim/fleet';
 import { rng } from './sim/random';
@@ -64,30 +64,9 @@ function demoEnv(config: Config, o: { intervalS: number; db: string; localDbPort
   return env;
 }
 
-/** `node dist/src/cli.js start`, its output in the log; resolves once CWMP and the API listen. */
+/** `acs start`, its output in the log; resolves once CWMP and the API listen. */
 async function startAcs(env: NodeJS.ProcessEnv, log: WriteStream): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => done(new Error(`the ACS did not start within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
-    const onData = (d: Buffer) => {
-      // The CLI says so on stdout whatever the log level (cli.ts).
-      seen = (seen + d.toString('utf8')).slice(-4096);
-      if (seen.includes('CWMP listening on')) done();
-    };
-    const onExit = (code: number | null) => done(new Error(`the ACS exited during start-up (code ${code})`));
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', onExit);
-  });
+  const { child } = await spawnAcs(env, { detached: true, timeoutMs: READY_TIMEOUT_MS, onOutput: (d) => log.write(d) });
   return child;
 }
 

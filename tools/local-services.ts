@@ -72,26 +72,49 @@ export function buildFerretDb(say: (msg: string) => void = () => undefined): str
   return FERRET_BIN;
 }
 
-function waitForLine(child: ChildProcess, marker: string, timeoutMs: number, what: string): Promise<string> {
+/** What a started child process printed: the last 64 KiB of its stdout and stderr. */
+export type Output = () => string;
+
+const OUTPUT_KEPT = 64 * 1024;
+
+/**
+ * Resolves once the child prints a line containing `marker` (stdout or stderr), with that line
+ * and its output so far and from then on: both pipes stay drained for the child's whole life,
+ * so it never blocks on a full pipe. Rejects, with the end of its output, when it exits first or
+ * is not ready in time (it is killed then).
+ */
+export function waitForLine(
+  child: ChildProcess,
+  marker: string,
+  timeoutMs: number,
+  what: string,
+  onOutput?: (chunk: Buffer) => void,
+): Promise<{ line: string; output: Output }> {
+  let out = '';
+  const output: Output = () => out;
   return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${timeoutMs} ms: ${err.slice(-2000)}`)), timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes(marker));
-      if (line) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.once('exit', (code) => {
+    let waiting = true;
+    const onData = (d: Buffer) => {
+      onOutput?.(d);
+      out = (out + d.toString('utf8')).slice(-OUTPUT_KEPT);
+      const line = waiting ? out.split('\n').find((l, k, all) => k < all.length - 1 && l.includes(marker)) : undefined;
+      if (line !== undefined) done(undefined, line);
+    };
+    const onExit = (code: number | null, signal: string | null) => done(new Error(`${what} exited during start-up (${signal ?? `code ${code}`})`));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      done(new Error(`${what} did not start within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    const done = (err?: Error, line = '') => {
+      waiting = false;
       clearTimeout(timer);
-      reject(new Error(`${what} exited with code ${code}: ${err.slice(-2000)}`));
-    });
+      child.off('exit', onExit);
+      if (err) reject(new Error(`${err.message}\n${out.slice(-4000)}`));
+      else resolve({ line, output });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
   });
 }
 
@@ -112,8 +135,6 @@ export async function startFerretDb(dataDir: string, port = 0, say?: (msg: strin
   const p = port || (await freePort());
   const child = spawn(bin, ['-listen', `127.0.0.1:${p}`, '-dir', dataDir, '-stdin-lifeline'], { stdio: ['pipe', 'pipe', 'pipe'] });
   await waitForLine(child, 'ferretdb ready', 60_000, 'FerretDB');
-  child.stdout!.resume();
-  child.stderr!.resume();
   return { url: `mongodb://127.0.0.1:${p}/`, stop: stopper(child), pid: child.pid };
 }
 
@@ -136,8 +157,6 @@ export async function startRedis(opts: RedisOptions = {}): Promise<LocalService>
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.once('error', () => undefined);
   await waitForLine(child, 'Ready to accept connections', 15_000, 'redis-server');
-  child.stdout!.resume();
-  child.stderr!.resume();
   return { url: `redis://127.0.0.1:${port}`, stop: stopper(child), pid: child.pid };
 }
 
@@ -149,4 +168,32 @@ export async function useOrStartRedis(say: (msg: string) => void): Promise<Local
   }
   say('no Redis at 127.0.0.1:6379; starting redis-server there (nothing kept on disk)');
   return startRedis({ port: 6379 });
+}
+
+/** An `acs start` process (`node dist/src/cli.js start`) run by the demo, the bench or a test. */
+export interface AcsProcess {
+  child: ChildProcess;
+  output: Output;
+}
+
+export interface SpawnAcsOptions {
+  timeoutMs?: number;
+  /** Node options before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Its own process group, so the caller can signal it and its workers together. */
+  detached?: boolean;
+  /** Sees every chunk of output (e.g. to copy it to a log file). */
+  onOutput?: (chunk: Buffer) => void;
+}
+
+/** Starts the ACS with `env`; resolves once it announces its CWMP listener (the CLI prints that whatever the log level). */
+export async function spawnAcs(env: NodeJS.ProcessEnv, opts: SpawnAcsOptions = {}): Promise<AcsProcess> {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.join(ROOT, 'dist', 'src', 'cli.js'), 'start'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+  });
+  const { output } = await waitForLine(child, 'CWMP listening', opts.timeoutMs ?? 120_000, 'the ACS', opts.onOutput);
+  return { child, output };
 }

@@ -1,11 +1,10 @@
 // `acs start` with ACS_WORKERS=2: the workers share the CWMP port, sessions land on both, a
 // killed worker is replaced, and SIGTERM stops every process.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { connectDatabase } from '../../src/db';
-import { childPids, freePort, ROOT } from '../../tools/local-services';
+import { childPids, freePort, spawnAcs } from '../../tools/local-services';
 import { services } from '../hooks';
 import { TestCpe } from '../support/cpe';
 
@@ -42,8 +41,8 @@ describe('ACS cluster (integration)', function () {
     const cwmpPort = await freePort();
     const apiPort = await freePort();
     const dbName = `test_cluster_${tag}`;
-    primary = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'start'], {
-      env: {
+    const acs = await spawnAcs(
+      {
         ...process.env,
         NODE_ENV: 'development',
         MONGODB_URL: mongodbUrl,
@@ -60,13 +59,10 @@ describe('ACS cluster (integration)', function () {
         ACS_ANALYSIS_CRON: '',
         LOG_LEVEL: 'warn',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    primary.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    primary.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await until(() => out.includes('CWMP listening'), 30_000).catch(() => assert.fail(`the cluster did not start:\n${out.slice(-3000)}`));
-    assert.equal(out.split('CWMP listening').length - 1, 1, 'the primary announces once, after every worker is ready');
+      { timeoutMs: 30_000 },
+    );
+    primary = acs.child;
+    assert.equal(acs.output().split('CWMP listening').length - 1, 1, 'the primary announces once, after every worker is ready');
     const workers = childPids(primary.pid!);
     assert.equal(workers.length, 2, `two workers, got ${workers.join(', ')}`);
 
@@ -90,7 +86,7 @@ describe('ACS cluster (integration)', function () {
         return now.length === 2 && !now.includes(workers[0]) ? now : null;
       });
       assert.ok(replaced.includes(workers[1]));
-      assert.match(out, /ACS worker exited: starting another/);
+      assert.match(acs.output(), /ACS worker exited: starting another/);
       const again = await until(async () => {
         const r = await fleet[0].session();
         return r.ended === '204' ? r : null;

@@ -2,7 +2,7 @@
 // idempotent jobs, durability across a restart of the ACS and of Redis (appendonly), several
 // ACS processes sharing the queues, and an ACS killed in the middle of a dispatch.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { connectDatabase } from '../../src/db';
 import { createLogger } from '../../src/logger';
 import { taskIdFor, type Decision } from '../../src/remediations';
-import { freePort, ROOT, startRedis } from '../../tools/local-services';
+import { freePort, spawnAcs, startRedis } from '../../tools/local-services';
 import { services } from '../hooks';
 import type { TestAcs } from '../support/acs';
 import { ADMIN_TOKEN, ApiClient, until } from '../support/api-client';
@@ -369,26 +369,8 @@ describe('jobs: durability and several processes (integration)', function () {
     };
     const children: ChildProcess[] = [];
     const launch = async (): Promise<ChildProcess> => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const { child } = await spawnAcs(env, { timeoutMs: 30_000 });
       children.push(child);
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      await new Promise<void>((resolve, reject) => {
-        let out = '';
-        const timer = setTimeout(() => reject(new Error(`the ACS did not start: ${err.slice(-2000)}`)), 30_000);
-        child.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('CWMP listening')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`the ACS exited (${code}): ${err.slice(-2000)}`));
-        });
-      });
-      child.removeAllListeners('exit');
       return child;
     };
     const db = await connectDatabase(mongodbUrl, env.MONGODB_DB);
