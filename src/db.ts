@@ -1,5 +1,6 @@
 // MongoDB connection. Collections are owned by the modules named in README (one owner each);
-// this module only connects and hands out the Db.
+// this module connects, hands out the Db, and holds the few operations that must be done
+// differently on the local FerretDB (index creation, conditional updates by id).
 import { Db, MongoClient, type Collection, type Document, type IndexDescription, type UpdateFilter } from 'mongodb';
 import { isDeepStrictEqual } from 'node:util';
 
