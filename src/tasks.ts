@@ -762,6 +762,11 @@ export class Tasks {
     const task = await this.col.findOne({ _id: id, entry: entry._id, status: { $in: OPEN } });
     if (!task) return;
     const cond: Filter<TaskDoc> = { _id: id, entry: entry._id, status: { $in: OPEN } };
+    // The queue entry says when it was sent, and the final write says it again. On the local
+    // FerretDB an update rewrites the whole stored document without per-document atomicity,
+    // so the 'sent' mark can be lost to a concurrent write of the same task (the
+    // connection-request outcome, when the woken CPE is quicker than that write).
+    const sent = entry.sentAt ? { sentAt: entry.sentAt } : {};
     if (outcome.kind === 'fault') {
       const f = outcome.fault;
       await this.faulted(task, cond, {
@@ -777,28 +782,28 @@ export class Tasks {
       case 'GetParameterValuesResponse':
         // The engine stored the values already.
         if (task.name === 'refreshObject') await this.devices.pruneSubtree(task.device, (task.args as { objectName: string }).objectName, r.parameterList);
-        await this.finish(cond, 'done', { result: { values: r.parameterList } });
+        await this.finish(cond, 'done', { ...sent, result: { values: r.parameterList } });
         return;
       case 'SetParameterValuesResponse':
         if (task.request.method === 'SetParameterValues') {
           const known = task.request.parameterList.filter((p) => !isSecretParam(p.name));
           await this.devices.setParams(task.device, known, t);
         }
-        await this.finish(cond, 'done', { result: { status: r.status } });
+        await this.finish(cond, 'done', { ...sent, result: { status: r.status } });
         return;
       case 'GetParameterNamesResponse':
         await this.devices.setWritable(task.device, r.parameterList, t);
-        await this.finish(cond, 'done', { result: { parameters: r.parameterList } });
+        await this.finish(cond, 'done', { ...sent, result: { parameters: r.parameterList } });
         return;
       case 'GetParameterAttributesResponse':
-        await this.finish(cond, 'done', { result: { attributes: r.parameterList } });
+        await this.finish(cond, 'done', { ...sent, result: { attributes: r.parameterList } });
         return;
       case 'AddObjectResponse':
-        await this.finish(cond, 'done', { result: { instanceNumber: r.instanceNumber, status: r.status } });
+        await this.finish(cond, 'done', { ...sent, result: { instanceNumber: r.instanceNumber, status: r.status } });
         return;
       case 'DeleteObjectResponse':
         if (task.request.method === 'DeleteObject') await this.devices.removeSubtree(task.device, task.request.objectName);
-        await this.finish(cond, 'done', { result: { status: r.status } });
+        await this.finish(cond, 'done', { ...sent, result: { status: r.status } });
         return;
       case 'RebootResponse':
         await this.col.updateOne(cond, { $set: { status: 'sent', phase: 'awaiting-boot', updatedAt: t } });
@@ -816,7 +821,7 @@ export class Tasks {
         }
         return;
       default:
-        await this.finish(cond, 'done', { result: {} });
+        await this.finish(cond, 'done', { ...sent, result: {} });
     }
   }
 
