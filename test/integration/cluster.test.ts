@@ -7,6 +7,7 @@ import { connectDatabase } from '../../src/db';
 import { childPids, freePort, spawnAcs } from '../../tools/local-services';
 import { services } from '../hooks';
 import { TestCpe } from '../support/cpe';
+import { eventually } from '../support/api-client';
 
 const alive = (pid: number) => {
   try {
@@ -17,15 +18,6 @@ const alive = (pid: number) => {
   }
 };
 
-const until = async <T>(f: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('ACS cluster (integration)', function () {
   this.timeout(60_000);
@@ -73,24 +65,24 @@ describe('ACS cluster (integration)', function () {
 
     const db = await connectDatabase(mongodbUrl, dbName);
     try {
-      const procs = await until(async () => {
+      const procs = await eventually(async () => {
         const docs = await db.db.collection('sessions').find({ status: 'closed' }).toArray();
         return docs.length === fleet.length ? new Set(docs.map((d) => d.process)) : null;
-      });
+      }, 15_000);
       assert.equal(procs.size, 2, 'connections were spread over both workers');
 
       // A worker that dies is replaced, and the CWMP port keeps answering.
       process.kill(workers[0], 'SIGKILL');
-      const replaced = await until(() => {
+      const replaced = await eventually(() => {
         const now = childPids(primary!.pid!);
         return now.length === 2 && !now.includes(workers[0]) ? now : null;
-      });
+      }, 15_000);
       assert.ok(replaced.includes(workers[1]));
       assert.match(acs.output(), /ACS worker exited: starting another/);
-      const again = await until(async () => {
+      const again = await eventually(async () => {
         const r = await fleet[0].session();
         return r.ended === '204' ? r : null;
-      });
+      }, 15_000);
       assert.equal(again.ended, '204');
 
       const exited = new Promise<number | null>((r) => primary!.once('exit', (code) => r(code)));

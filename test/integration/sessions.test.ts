@@ -6,6 +6,7 @@ import { TestCpe } from '../support/cpe';
 import { startTestAcs, type TestAcs } from '../support/acs';
 import { paramKey } from '../../src/devices';
 import { buildEnvelope, parseEnvelope } from '../../cwmp/codec';
+import { eventually } from '../support/api-client';
 
 let serial = 0;
 function cpeFor(acs: TestAcs, extra: Partial<ConstructorParameters<typeof TestCpe>[0]> = {}): TestCpe {
@@ -18,15 +19,6 @@ function cpeFor(acs: TestAcs, extra: Partial<ConstructorParameters<typeof TestCp
   });
 }
 
-const until = async <T>(f: () => Promise<T | null | undefined | false>, ms = 5000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 function rawPost(url: string, body: string | Buffer, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; body: string; retryAfter?: number }> {
   return new Promise((resolve, reject) => {
@@ -173,7 +165,7 @@ describe('CWMP sessions (integration)', function () {
     const r = await cpe.session({ onRequest: () => 'drop' });
     assert.equal(r.ended, 'dropped');
     const droppedAt = Date.now();
-    const rec = await until(async () => {
+    const rec = await eventually(async () => {
       await acs.flush();
       const [s] = await acs.sessions.forDevice(cpe.id);
       return s?.status === 'closed' ? s : null;
@@ -206,7 +198,7 @@ describe('CWMP sessions (integration)', function () {
     const cpe = cpeFor(acs);
     const r = await cpe.session({ pauseAfterInform: true });
     assert.equal(r.ended, 'paused');
-    const rec = await until(async () => {
+    const rec = await eventually(async () => {
       await acs.flush();
       const [s] = await acs.sessions.forDevice(cpe.id);
       return s?.status === 'closed' ? s : null;
@@ -430,16 +422,13 @@ describe('Orphan session sweep while running (integration)', function () {
       await acs.sessions.col.insertMany([record('sweep-dead', dead), record('sweep-live', live)]);
       await acs.redis.hset('procs', live, now);
       await acs.redis.hset('procs', dead, now - 30_000); // beat last 30 s ago: dead after 20 s
-      const deadline = Date.now() + 10_000;
-      let orphan = await acs.sessions.col.findOne({ _id: 'sweep-dead' });
-      while (orphan?.status === 'open' && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200));
-        orphan = await acs.sessions.col.findOne({ _id: 'sweep-dead' });
-      }
-      assert.equal(orphan?.status, 'closed');
-      assert.equal(orphan?.outcome, 'aborted');
-      assert.equal(orphan?.disconnectedAt?.getTime(), now - 30_000);
-      assert.equal(orphan?.durationMs, 10_000);
+      const orphan = await eventually(async () => {
+        const doc = await acs.sessions.col.findOne({ _id: 'sweep-dead' });
+        return doc?.status === 'closed' ? doc : null;
+      }, 10_000);
+      assert.equal(orphan.outcome, 'aborted');
+      assert.equal(orphan.disconnectedAt?.getTime(), now - 30_000);
+      assert.equal(orphan.durationMs, 10_000);
       assert.equal((await acs.sessions.col.findOne({ _id: 'sweep-live' }))?.status, 'open');
       assert.equal(await acs.redis.hexists('procs', dead), 0, 'the dead process is forgotten once its records are closed');
       assert.equal(await acs.redis.hexists('procs', live), 1);

@@ -79,6 +79,11 @@ export async function until<T>(fn: () => Promise<T>, pred: (v: T) => boolean, ti
   }
 }
 
+/** Polls fn until it gives a truthy value, and returns that value. */
+export async function eventually<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 5000): Promise<T> {
+  return (await until(async () => fn(), (v) => Boolean(v), timeoutMs)) as T;
+}
+
 export const enc = encodeURIComponent;
 
 /** Runs fns with at most n at a time. */
