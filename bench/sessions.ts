@@ -29,7 +29,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
-import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService, type Output } from '../tools/local-services';
+import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService } from '../tools/local-services';
 
 type Register = 'periodic' | 'boot' | 'bootstrap';
 
@@ -216,7 +216,6 @@ async function redisCpu(s: Services): Promise<number> {
 interface Server {
   child: ChildProcess;
   url: string;
-  output: Output;
   dbName?: string;
   redisPrefix?: string;
 }
@@ -246,15 +245,15 @@ async function startAcs(s: Services, workers: number, args: Args): Promise<Serve
   if (s.dbPid && !process.env.MONGODB_POOL_SIZE) env.MONGODB_POOL_SIZE = String(Math.max(1, Math.floor(2 / workers)));
   const prof = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${args.cpuProf}`] : [];
   log(`starting the ACS: ${workers} worker(s), CWMP 127.0.0.1:${cwmpPort}, database bench_${ts}`);
-  const { child, output } = await spawnAcs(env, { nodeArgs: prof });
-  return { child, output, url: `http://127.0.0.1:${cwmpPort}/`, dbName: env.MONGODB_DB, redisPrefix: env.REDIS_PREFIX };
+  const { child } = await spawnAcs(env, { nodeArgs: prof });
+  return { child, url: `http://127.0.0.1:${cwmpPort}/`, dbName: env.MONGODB_DB, redisPrefix: env.REDIS_PREFIX };
 }
 
 async function startTrivial(workers: number): Promise<Server> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'trivial-server.js'), String(port), String(workers)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const { output } = await waitForLine(child, 'ready', 120_000, 'the trivial server');
-  return { child, output, url: `http://127.0.0.1:${port}/` };
+  await waitForLine(child, 'ready', 120_000, 'the trivial server');
+  return { child, url: `http://127.0.0.1:${port}/` };
 }
 
 async function stop(server: Server, s?: Services): Promise<void> {
@@ -495,7 +494,6 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
   if (stored !== sat.phase.ok) log(`${devices} devices: ${sat.phase.ok} sessions completed but ${stored} session records stored`);
   const rate = stored / sat.storedS;
   log(`${devices} devices: ${rate.toFixed(0)} sessions/s recorded (${sat.phase.ok} in ${args.seconds} s, stored ${(sat.storedS - sat.phase.elapsedS).toFixed(1)} s after); half load (${(rate / 2).toFixed(0)}/s) for ${args.seconds} s`);
-  await drained(s);
   const half = await runPhase(fleet, args.concurrency, { seconds: args.seconds, rate: rate / 2 });
   const per = (x: number) => (sat.phase.ok ? (x * 1000) / sat.phase.ok : NaN);
   const commands = [...sat.cost.commands]
