@@ -1,7 +1,7 @@
-// Write-behind buffer for writes that the reply to the CPE does not wait for (session records,
-// rollups). Collects bulkWrite operations and sends them in one round trip every interval or
-// when the buffer is full, so a busy ACS makes a handful of database calls per flush instead of
-// several per session.
+// Write-behind buffer for writes that the reply to the CPE does not wait for (registry updates
+// of periodic Informs, session records, rollups). Collects bulkWrite operations and sends them
+// every interval or when the buffer is full, so a busy ACS makes a handful of database calls per
+// flush instead of several per session.
 import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
 import type { Logger } from './logger';
 
@@ -13,26 +13,69 @@ import type { Logger } from './logger';
  */
 const COMMAND_CHUNK = 32;
 
+export interface BatchWriterOptions<T extends Document> {
+  /** Buffered operations that force a write. */
+  maxOps?: number;
+  /**
+   * Folds `next` into the buffered operation `prev` added under the same key (see add), or
+   * returns null when the two cannot be one operation (then `next` is buffered after it).
+   */
+  merge?: (prev: AnyBulkWriteOperation<T>, next: AnyBulkWriteOperation<T>) => AnyBulkWriteOperation<T> | null;
+  /** Operations merged by the owner itself, taken when a write starts (after the buffered ones). */
+  source?: () => AnyBulkWriteOperation<T>[];
+}
+
+/**
+ * One write at a time per collection, and what arrives meanwhile waits in the buffer and is
+ * taken whole by the next write. So the slower the database, the more each write carries, and
+ * operations added under one key (a device's registry update, a device-day's rollup) are merged
+ * there: at saturation the database gets one write per document per round, not one per session.
+ */
 export class BatchWriter<T extends Document> {
   private ops: AnyBulkWriteOperation<T>[] = [];
+  /** Key of a buffered operation → its index in ops. */
+  private readonly keyed = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<void> = Promise.resolve();
-  /** Flushes handed to write() and not finished, and their operations. */
-  private writing = 0;
+  /** The write that will take what is buffered now, until it starts. */
+  private queued: Promise<void> | null = null;
+  /** The latest write started or queued; the next one starts after it. */
+  private last: Promise<void> = Promise.resolve();
+  /** Operations of the write in progress. */
   private writingOps = 0;
+  private writing = false;
   private failures = 0;
+  private readonly maxOps: number;
 
   constructor(
     private readonly collection: Collection<T>,
     private readonly log: Logger,
     private readonly intervalMs: number,
-    private readonly maxOps = 1000,
-  ) {}
+    private readonly options: BatchWriterOptions<T> = {},
+  ) {
+    this.maxOps = options.maxOps ?? 1000;
+  }
 
-  add(op: AnyBulkWriteOperation<T>): void {
+  /** Buffers an operation; with a key (and a merge function), folds it into the buffered one of that key. */
+  add(op: AnyBulkWriteOperation<T>, key?: string): void {
+    const merge = this.options.merge;
+    if (key !== undefined && merge) {
+      const at = this.keyed.get(key);
+      const merged = at === undefined ? null : merge(this.ops[at], op);
+      if (merged) {
+        this.ops[at!] = merged;
+        this.schedule();
+        return;
+      }
+      this.keyed.set(key, this.ops.length);
+    }
     this.ops.push(op);
     if (this.ops.length >= this.maxOps) void this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
+    else this.schedule();
+  }
+
+  /** Makes sure a write comes within the interval (for operations the source will hand over). */
+  schedule(): void {
+    if (!this.timer && !this.queued) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
   }
 
   /** Operations added and not yet stored (buffered or being written). */
@@ -42,29 +85,40 @@ export class BatchWriter<T extends Document> {
 
   /** Nothing buffered and nothing being written: every write added so far is stored. */
   get idle(): boolean {
-    return this.ops.length === 0 && this.writing === 0;
+    return this.ops.length === 0 && !this.writing && !this.queued;
   }
 
-  /** Writes everything buffered so far; resolves when it is stored (or failed and re-queued). */
+  /**
+   * Writes everything buffered so far, after the write in progress; resolves when it is stored
+   * (or failed and re-queued). Writes never overlap, so a later write never overtakes an earlier
+   * one (an upsert that opens a record must not land after the update that closes it).
+   */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const ops = this.ops;
-    this.ops = [];
-    // Flushes are chained so a later flush never overtakes an earlier one (an upsert that opens
-    // a record must not land after the update that closes it).
-    if (ops.length) {
-      this.writing += 1;
-      this.writingOps += ops.length;
+    if (!this.queued) {
+      this.queued = this.last.then(() => this.writeBuffered());
+      this.last = this.queued;
     }
-    const done = () => {
-      this.writing -= 1;
-      this.writingOps -= ops.length;
-    };
-    this.inFlight = this.inFlight.then(() => (ops.length ? this.write(ops).finally(done) : undefined));
-    return this.inFlight;
+    return this.queued;
+  }
+
+  private async writeBuffered(): Promise<void> {
+    this.queued = null;
+    const ops = this.options.source ? this.ops.concat(this.options.source()) : this.ops;
+    this.ops = [];
+    this.keyed.clear();
+    if (!ops.length) return;
+    this.writing = true;
+    this.writingOps = ops.length;
+    try {
+      await this.write(ops);
+    } finally {
+      this.writing = false;
+      this.writingOps = 0;
+    }
   }
 
   private async write(ops: AnyBulkWriteOperation<T>[]): Promise<void> {
@@ -85,7 +139,7 @@ export class BatchWriter<T extends Document> {
           this.log.error({ err: (err as Error).message, collection: this.collection.collectionName }, 'batched write refused one operation; dropped it');
         }
         const rest = ops.slice(failedAt + 1);
-        if (rest.length) this.ops = rest.concat(this.ops);
+        if (rest.length) this.requeue(rest);
         if (this.ops.length && !this.timer) this.timer = setTimeout(() => void this.flush(), this.intervalMs);
         return;
       }
@@ -93,12 +147,20 @@ export class BatchWriter<T extends Document> {
       // growing delay so a down database is not hammered.
       this.failures += 1;
       this.log.error({ err: (err as Error).message, collection: this.collection.collectionName, ops: ops.length }, 'batched write failed; will retry');
-      this.ops = ops.concat(this.ops);
+      this.requeue(ops);
       if (!this.timer) {
         const delay = Math.min(30_000, this.intervalMs * 2 ** Math.min(this.failures, 10));
         this.timer = setTimeout(() => void this.flush(), delay);
       }
     }
+  }
+
+  /** Puts unstored operations back in front; later ones of the same key are no longer merged into them. */
+  private requeue(ops: AnyBulkWriteOperation<T>[]): void {
+    this.ops = ops.concat(this.ops);
+    const shifted = [...this.keyed].map(([k, i]) => [k, i + ops.length] as const);
+    this.keyed.clear();
+    for (const [k, i] of shifted) this.keyed.set(k, i);
   }
 }
 

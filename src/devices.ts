@@ -8,7 +8,7 @@
 // Parameters are stored as a map under `params`, keyed by the parameter path with '.' replaced
 // by ':' — MongoDB/FerretDB keys may not contain dots, and a map (unlike an array) lets one
 // update touch just the parameters that changed.
-import type { Collection, Db, Filter } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
 import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types';
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
@@ -116,6 +116,19 @@ export function softwareVersionOf(doc: Pick<DeviceDoc, 'params' | 'root'>): stri
  */
 export type ParamFilter = (device: string, list: readonly ParameterValueStruct[]) => Promise<readonly ParameterValueStruct[]>;
 
+/**
+ * Two buffered Inform updates of one device as one: the later Inform's fields win, the first
+ * one's registration time stays. Buffered updates never replace `params` whole (a BOOTSTRAP is
+ * written at once), so their `params.X` paths cannot conflict; anything else is left unmerged.
+ */
+function mergeInformUpdates(prev: AnyBulkWriteOperation<DeviceDoc>, next: AnyBulkWriteOperation<DeviceDoc>): AnyBulkWriteOperation<DeviceDoc> | null {
+  if (!('updateOne' in prev) || !('updateOne' in next)) return null;
+  const a = prev.updateOne.update as { $set: Record<string, unknown>; $setOnInsert: object };
+  const b = next.updateOne.update as { $set: Record<string, unknown>; $setOnInsert: object };
+  if ('params' in a.$set || 'params' in b.$set) return null;
+  return { updateOne: { ...prev.updateOne, update: { $set: { ...a.$set, ...b.$set }, $setOnInsert: a.$setOnInsert } } };
+}
+
 export class Devices {
   readonly col: Collection<DeviceDoc>;
   /** Issue 4: see ParamFilter. */
@@ -131,7 +144,7 @@ export class Devices {
     flushIntervalMs: number,
   ) {
     this.col = db.collection<DeviceDoc>('devices');
-    this.informWriter = new BatchWriter(this.col, log, flushIntervalMs);
+    this.informWriter = new BatchWriter(this.col, log, flushIntervalMs, { merge: mergeInformUpdates });
   }
 
   /** Inform writes buffered and not yet handed to the database. */
@@ -211,7 +224,7 @@ export class Devices {
       await this.settled();
       await this.col.updateOne(updateOne.filter, updateOne.update, { upsert: true });
     } else {
-      this.informWriter.add({ updateOne });
+      this.informWriter.add({ updateOne }, id);
     }
   }
 

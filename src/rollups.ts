@@ -22,9 +22,10 @@
 // once the day is over (src/reports/finalize.ts).
 //
 // Hot path: a closed session is one upsert per UTC day it spans on device_daily (one, unless it
-// crosses midnight). Increments are merged in memory per document until the flush, so the
-// fleet document costs one upsert per day per flush however many sessions closed, and a device
-// with several sessions in one flush interval costs one.
+// crosses midnight). Increments are merged in memory per document until the writer takes them
+// (at the next write, which waits for the one in progress), so the fleet document costs one
+// upsert per day per write however many sessions closed, and a device with several sessions
+// meanwhile costs one.
 import { Binary, type AnyBulkWriteOperation, type Collection, type Db, type Document } from 'mongodb';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { BatchWriter } from './batch-writer';
@@ -213,7 +214,6 @@ export class Rollups {
   private readonly fleetWriter: BatchWriter<FleetDailyDoc>;
   private devAcc = new Map<string, Acc>();
   private fleetAcc = new Map<string, Acc>();
-  private timer: NodeJS.Timeout | null = null;
   private ferret?: Promise<boolean>;
 
   /** Kept for callers of the former BatchWriter: flush() writes everything merged so far. */
@@ -222,15 +222,17 @@ export class Rollups {
   constructor(
     private readonly db: Db,
     log: Logger,
-    private readonly flushIntervalMs: number,
+    flushIntervalMs: number,
     /** Distinct documents merged in memory before a flush is forced. */
     private readonly maxMerged = MAX_MERGED,
   ) {
     this.col = db.collection<DailyDoc>('device_daily');
     this.fleetCol = db.collection<FleetDailyDoc>('fleet_daily');
     this.finalCol = db.collection<FleetFinalStored>('fleet_final');
-    this.devWriter = new BatchWriter(this.col, log, flushIntervalMs);
-    this.fleetWriter = new BatchWriter(this.fleetCol, log, flushIntervalMs);
+    // The writers take what add() merged when they start a write: while one is in progress,
+    // later sessions keep merging into the same documents.
+    this.devWriter = new BatchWriter(this.col, log, flushIntervalMs, { source: () => Rollups.ops<DailyDoc>(this.take('devAcc')) });
+    this.fleetWriter = new BatchWriter(this.fleetCol, log, flushIntervalMs, { source: () => Rollups.ops<FleetDailyDoc>(this.take('fleetAcc')) });
     const self = this;
     this.writer = {
       flush: () => self.flush(),
@@ -327,7 +329,16 @@ export class Rollups {
       dayStart += DAY_MS;
     } while (dayStart < end);
     if (this.devAcc.size + this.fleetAcc.size >= this.maxMerged) void this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.flushIntervalMs);
+    else {
+      this.devWriter.schedule();
+      this.fleetWriter.schedule();
+    }
+  }
+
+  private take(which: 'devAcc' | 'fleetAcc'): Map<string, Acc> {
+    const map = this[which];
+    this[which] = new Map();
+    return map;
   }
 
   private static ops<T extends Document>(map: Map<string, Acc>): AnyBulkWriteOperation<T>[] {
@@ -348,16 +359,6 @@ export class Rollups {
 
   /** Writes everything merged so far; resolves when it is stored (or failed and queued for retry). */
   flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    const dev = this.devAcc;
-    const fleet = this.fleetAcc;
-    this.devAcc = new Map();
-    this.fleetAcc = new Map();
-    for (const op of Rollups.ops<DailyDoc>(dev)) this.devWriter.add(op);
-    for (const op of Rollups.ops<FleetDailyDoc>(fleet)) this.fleetWriter.add(op);
     return Promise.all([this.devWriter.flush(), this.fleetWriter.flush()]).then(() => undefined);
   }
 
@@ -387,10 +388,6 @@ export class Rollups {
       }
       return out;
     };
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
     return { devices: take<DailyDoc>(this.devAcc), fleet: take<FleetDailyDoc>(this.fleetAcc) };
   }
 

@@ -3,10 +3,12 @@
 // refused operation, and the session log's one-insert records.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Collection } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import type { Inform } from '../../cwmp/types';
 import { BatchWriter } from '../../src/batch-writer';
 import { connectDatabase, type Database } from '../../src/db';
 import { createLogger } from '../../src/logger';
+import { Devices } from '../../src/devices';
 import { Rollups } from '../../src/rollups';
 import { SessionLog, type SessionOpen } from '../../src/session-log';
 import { services } from '../hooks';
@@ -81,6 +83,86 @@ describe('write-behind (integration)', function () {
       { _id: 'exists', n: 1 },
       { _id: 'new', n: 2 },
     ]);
+  });
+
+  it('takes everything added during a write into the next one, merging operations of one key', async () => {
+    const col: Collection<Doc> = database.db.collection('wb_merge');
+    // Counts the commands, and holds them until the gate opens: a slow database.
+    const commands: number[] = [];
+    let open = () => {};
+    const gate = new Promise<void>((r) => (open = r));
+    const watched = new Proxy(col, {
+      get: (target, prop, recv) =>
+        prop === 'bulkWrite'
+          ? async (ops: AnyBulkWriteOperation<Doc>[], opts: object) => {
+              commands.push(ops.length);
+              await gate;
+              return target.bulkWrite(ops, opts);
+            }
+          : Reflect.get(target, prop, recv),
+    });
+    // Sums $inc; refuses to merge an operation tagged 'solo', which must then stay after the other.
+    const merge = (a: AnyBulkWriteOperation<Doc>, b: AnyBulkWriteOperation<Doc>): AnyBulkWriteOperation<Doc> | null => {
+      if (!('updateOne' in a) || !('updateOne' in b)) return null;
+      const ua = a.updateOne.update as { $inc: { n: number }; $set?: { tag: string } };
+      const ub = b.updateOne.update as { $inc: { n: number }; $set?: { tag: string } };
+      if (ub.$set?.tag === 'solo') return null;
+      return { updateOne: { ...a.updateOne, update: { $inc: { n: ua.$inc.n + ub.$inc.n }, ...(ub.$set ?? ua.$set ? { $set: ub.$set ?? ua.$set } : {}) } } };
+    };
+    const w = new BatchWriter(watched, log, 10_000, { merge });
+    const inc = (id: string, n: number, tag?: string) =>
+      w.add({ updateOne: { filter: { _id: id }, update: { $inc: { n }, ...(tag ? { $set: { tag } } : {}) }, upsert: true } }, id);
+    inc('a', 1);
+    const first = w.flush();
+    await new Promise((r) => setImmediate(r)); // the write of 'a' += 1 has started
+    assert.deepEqual(commands, [1]);
+    inc('a', 2);
+    inc('b', 1);
+    inc('a', 3, 'late');
+    inc('b', 10, 'solo'); // not merged: stays a second operation after b's
+    inc('b', 100); // merged into the solo one, the latest of its key
+    assert.equal(w.pending, 1 + 3, 'the write in progress, then a, b and b merged');
+    const second = w.flush();
+    assert.equal(w.flush(), second, 'one write waits with what is buffered');
+    open();
+    await first;
+    await second;
+    assert.deepEqual(commands, [1, 3]);
+    assert.ok(w.idle);
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'a', n: 6, tag: 'late' },
+      { _id: 'b', n: 111, tag: 'solo' },
+    ]);
+  });
+
+  it('merges buffered registry updates of one device: the later Inform wins, registration stays', async () => {
+    const devices = new Devices(database.db, 300, log, 10_000);
+    const inform = (serial: string, sw: string, event = '2 PERIODIC'): Inform => ({
+      method: 'Inform',
+      deviceId: { manufacturer: 'M', oui: '00AAAA', productClass: 'PC', serialNumber: serial },
+      events: [{ eventCode: event, commandKey: '' }],
+      maxEnvelopes: 1,
+      currentTime: new Date().toISOString(),
+      retryCount: 0,
+      parameterList: [
+        { name: 'Device.DeviceInfo.SoftwareVersion', value: sw, type: 'xsd:string' },
+        ...(sw === '1' ? [{ name: 'Device.DeviceInfo.UpTime', value: '5', type: 'xsd:unsignedInt' }] : []),
+      ],
+    });
+    const t0 = new Date(Date.UTC(2026, 10, 1, 10));
+    const t1 = new Date(t0.getTime() + 60_000);
+    await devices.recordInform('00AAAA-PC-M1', inform('M1', '1'), { now: t0, remote: '10.0.0.1' });
+    await devices.recordInform('00AAAA-PC-M2', inform('M2', '1'), { now: t0 });
+    await devices.recordInform('00AAAA-PC-M1', inform('M1', '2'), { now: t1, remote: '10.0.0.2' });
+    assert.equal(devices.backlog, 2, 'two devices, two buffered updates');
+    const m1 = await devices.get('00AAAA-PC-M1'); // stores the buffer first
+    assert.equal(devices.backlog, 0);
+    assert.deepEqual(m1?.registeredAt, t0);
+    assert.deepEqual(m1?.lastInformAt, t1);
+    assert.equal(m1?.lastRemote, '10.0.0.2');
+    assert.equal(m1?.params['Device:DeviceInfo:SoftwareVersion'].v, '2');
+    assert.equal(m1?.params['Device:DeviceInfo:UpTime'].v, '5', 'a value only the first Inform carried is kept');
+    assert.deepEqual((await devices.get('00AAAA-PC-M2'))?.lastInformAt, t0);
   });
 
   it('stores a short session as one closed record and a long one as open first, then closed', async () => {
