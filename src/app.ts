@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { effectiveCpeAuth, type Config } from './config';
 import { CpeAuthenticator } from './cpe-auth';
+import { AddressPolicy } from './address-policy';
 import { ConnectionRequests } from './connection-request';
 import { ConnectionRequestCredentials } from './cr-credentials';
 import { CwmpServer } from './cwmp-server';
@@ -148,6 +149,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
     basic: config.crBasic,
     tlsVerify: config.crTlsVerify,
     udpRepeats: config.crUdpRepeats,
+    policy: new AddressPolicy({ allowLoopback: config.crAllowLoopback, deny: config.crDenyNets }),
   });
   // Operator side: tasks follow queue entries and session events; campaigns create tasks.
   const tasks = new Tasks(database.db, devices, queue, log, {

@@ -1,4 +1,6 @@
 // The one place that reads the environment. Everything else receives a Config.
+import { parseCidr } from './address-policy';
+
 export type CpeAuthMode = 'digest' | 'basic' | 'none';
 
 export interface Config {
@@ -89,6 +91,10 @@ export interface Config {
   crTlsVerify: boolean;
   /** UDP connection requests (TR-069 Annex G): datagrams sent per wake. */
   crUdpRepeats: number;
+  /** Connection requests to loopback addresses (simulated CPEs on this host); off in production. */
+  crAllowLoopback: boolean;
+  /** Connection requests never go to these networks (CIDRs), e.g. the operator's own. */
+  crDenyNets: string[];
   /** What CPEs see as the file server's base URL; default http://<cwmp host>:<cwmp port>. */
   filesBaseUrl?: string;
   /** Lifetime of signed file URLs (seconds). */
@@ -167,6 +173,12 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   throw new Error(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
 }
 
+function cidrList(env: Env, name: string): string[] {
+  const list = (env[name] ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  for (const c of list) parseCidr(c, name); // refuse a typo at start-up, not at the first wake
+  return list;
+}
+
 function adminToken(raw: string | undefined): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (raw.trim().length < 20) throw new Error('ACS_ADMIN_TOKEN must be at least 20 characters (e.g. openssl rand -hex 32)');
@@ -227,6 +239,8 @@ export function loadConfig(env: Env = process.env): Config {
     crBasic: oneOf(env, 'ACS_CR_BASIC', ['never', 'https', 'always'] as const, 'https'),
     crTlsVerify: bool(env, 'ACS_CR_TLS_VERIFY', true),
     crUdpRepeats: int(env, 'ACS_CR_UDP_REPEATS', 3),
+    crAllowLoopback: bool(env, 'ACS_CR_ALLOW_LOOPBACK', (env.NODE_ENV ?? 'development') !== 'production'),
+    crDenyNets: cidrList(env, 'ACS_CR_DENY_NETS'),
     filesBaseUrl: env.ACS_FILES_BASE_URL || undefined,
     fileUrlTtlSeconds: int(env, 'ACS_FILE_URL_TTL', 24 * 3600),
     maxFileBytes: int(env, 'ACS_MAX_FILE_BYTES', 1024 * 1024 * 1024),

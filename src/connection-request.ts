@@ -4,7 +4,8 @@
 // Digest challenge (Basic only where allowed) with the ConnectionRequestUsername/Password; 200
 // or 204 means it will open a session with "6 CONNECTION REQUEST". UDP (Annex G): for devices
 // behind NAT, a signed datagram to the UDPConnectionRequestAddress they reported, used when
-// HTTP cannot reach them. Only ever addressed to what the device itself reported.
+// HTTP cannot reach them. Only ever addressed to what the device itself reported, and only
+// where the address policy allows (src/address-policy.ts).
 //
 // Devices are protected from being hammered: at most one request per device per interval
 // (a Redis key shared by all ACS instances) unless forced, and a device that answers 503 is
@@ -12,10 +13,10 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { authorizeDigest, formatBasic, parseChallenge, splitScheme } from '../cwmp/digest';
 import { buildUdpConnectionRequest, parseUdpAddress } from '../cwmp/udp-connection-request';
+import { REFUSED_CODE, type AddressPolicy } from './address-policy';
 import type { CrCredentials } from './cr-credentials';
 import type { Logger } from './logger';
 import type { Redis } from './redis';
@@ -44,6 +45,7 @@ export interface ConnectionRequestOptions {
   basic: 'never' | 'https' | 'always';
   tlsVerify: boolean;
   udpRepeats: number;
+  policy: AddressPolicy;
 }
 
 export interface CrTargets {
@@ -76,10 +78,10 @@ interface Answer {
   headers: NodeJS.Dict<string[]>;
 }
 
-function get(url: URL, headers: http.OutgoingHttpHeaders, agent: http.Agent, signal: AbortSignal): Promise<Answer> {
+function get(url: URL, headers: http.OutgoingHttpHeaders, agent: http.Agent, signal: AbortSignal, lookup: AddressPolicy['lookup']): Promise<Answer> {
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', headers, agent, signal }, (res) => {
+    const req = request(url, { method: 'GET', headers, agent, signal, lookup: lookup as never }, (res) => {
       // Read the (ignored) body to its end so the connection can carry the authenticated retry:
       // some CPEs bind their nonce to the connection.
       res.resume();
@@ -174,23 +176,26 @@ export class ConnectionRequests {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return { result: 'error', detail: `unsupported ConnectionRequestURL scheme ${url.protocol}` };
     }
+    const refused = this.opts.policy.refusal(url.hostname);
+    if (refused) return { result: 'error', via: 'http', detail: `not sent (ConnectionRequestURL): ${refused}` };
     const tls = url.protocol === 'https:';
+    const lookup = this.opts.policy.lookup;
     const agent = tls
       ? new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: this.opts.tlsVerify })
       : new http.Agent({ keepAlive: true, maxSockets: 1 });
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.opts.timeoutMs);
     try {
-      let answer = await get(url, {}, agent, abort.signal);
+      let answer = await get(url, {}, agent, abort.signal, lookup);
       if (answer.status === 401) {
         const auth = this.authorization(answer, url, creds, tls);
         if (typeof auth !== 'string') return auth;
         try {
-          answer = await get(url, { Authorization: auth }, agent, abort.signal);
+          answer = await get(url, { Authorization: auth }, agent, abort.signal, lookup);
         } catch (err) {
           // Some CPEs close the connection after the 401 without saying so: one fresh try.
           if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET' || abort.signal.aborted) throw err;
-          answer = await get(url, { Authorization: auth }, agent, abort.signal);
+          answer = await get(url, { Authorization: auth }, agent, abort.signal, lookup);
         }
         if (answer.status === 401) return { result: 'auth-failed', status: 401, via: 'http', detail: 'the device rejected the credentials' };
       }
@@ -233,6 +238,7 @@ export class ConnectionRequests {
   }
 
   private failure(err: NodeJS.ErrnoException, timedOut: boolean): WakeOutcome {
+    if (err.code === REFUSED_CODE) return { result: 'error', via: 'http', detail: `not sent (ConnectionRequestURL): ${err.message}` };
     if (timedOut) return { result: 'unreachable', via: 'http', detail: `no answer within ${this.opts.timeoutMs} ms` };
     if (err.code && UNREACHABLE_CODES.has(err.code)) return { result: 'unreachable', via: 'http', detail: `${err.code}: ${err.message}` };
     return { result: 'error', via: 'http', detail: err.code ? `${err.code}: ${err.message}` : err.message };
@@ -242,6 +248,7 @@ export class ConnectionRequests {
     const before = viaHttp ? `HTTP: ${viaHttp.detail}; ` : '';
     const target = parseUdpAddress(address);
     if (!target) return viaHttp ?? { result: 'error', detail: `the UDPConnectionRequestAddress "${address}" is unusable` };
+
     if (!creds) {
       return { result: 'auth-failed', via: 'udp', detail: `${before}UDP connection requests are signed with the device's password, and the ACS knows none` };
     }
@@ -256,13 +263,21 @@ export class ConnectionRequests {
         cnonce: randomBytes(8).toString('hex'),
       }),
     );
-    const socket = dgram.createSocket(net.isIPv6(target.host) ? 'udp6' : 'udp4');
+    let to: { address: string; family: number };
+    try {
+      to = await this.opts.policy.resolve(target.host);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === REFUSED_CODE) return viaHttp ?? { result: 'error', via: 'udp', detail: `not sent (UDPConnectionRequestAddress): ${e.message}` };
+      return { result: 'unreachable', via: 'udp', detail: `${before}UDP connection request to ${address} failed: ${e.message}` };
+    }
+    const socket = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4');
     socket.on('error', () => undefined); // reported through send()'s callback
     const repeats = Math.max(1, this.opts.udpRepeats);
     try {
       for (let i = 0; i < repeats; i++) {
         if (i > 0) await new Promise((r) => setTimeout(r, UDP_SPACING_MS));
-        await new Promise<void>((resolve, reject) => socket.send(message, target.port, target.host, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) => socket.send(message, target.port, to.address, (err) => (err ? reject(err) : resolve())));
       }
     } catch (err) {
       const e = err as NodeJS.ErrnoException;

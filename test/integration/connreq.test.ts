@@ -233,4 +233,51 @@ describe('connection requests (integration)', function () {
     assert.equal(udp.valid, 0);
     assert.ok(udp.invalid.length >= 1 && udp.invalid.every((w) => w === 'bad signature'), udp.invalid.join());
   });
+
+  it('never sends a connection request to a link-local (metadata) address a device reported', async () => {
+    const cpe = cpeFor(acs, crUrl('http://169.254.169.254/latest/meta-data/'));
+    assert.ok((await cpe.session()).ok);
+    const t0 = Date.now();
+    const out = await acs.connectionRequests.wake(cpe.id, { force: true });
+    assert.equal(out.result, 'error');
+    assert.match(out.detail, /^not sent \(ConnectionRequestURL\): 169\.254\.169\.254 is a link-local address/);
+    assert.ok(Date.now() - t0 < 300, 'refused before any connection attempt');
+  });
+
+  describe('with loopback not allowed (as in production)', () => {
+    let strict: TestAcs;
+    before(async () => {
+      strict = await startTestAcs({ crTimeoutMs: 500, crAllowLoopback: false });
+    });
+    after(async () => {
+      await strict?.stop();
+    });
+
+    it('refuses a loopback URL, by address and by a name that resolves to it, and the listener hears nothing', async () => {
+      const listener = await listen({ credentials: { username: 'u', password: 'p' } });
+      const port = new URL(listener.url).port;
+      for (const url of [listener.url, `http://localhost:${port}/cr`, `http://[::ffff:127.0.0.1]:${port}/cr`]) {
+        const cpe = cpeFor(strict, crUrl(url));
+        assert.ok((await cpe.session()).ok);
+        const out = await strict.connectionRequests.wake(cpe.id, { force: true });
+        assert.equal(out.result, 'error', url);
+        assert.match(out.detail, /^not sent \(ConnectionRequestURL\): .*loopback/, url);
+      }
+      assert.equal(listener.requests, 0);
+    });
+
+    it('does not send UDP connection requests to a loopback address either', async () => {
+      const udp = await UdpCrListener.start({ credentials: { username: 'u', password: 'p' } });
+      listeners.push(udp);
+      const cpe = cpeFor(strict, { ...crUrl(''), [`${MS}UDPConnectionRequestAddress`]: { value: udp.address, type: 'xsd:string' } });
+      await strict.queue.enqueue(cpe.id, { method: 'GetParameterValues', parameterNames: [`${MS}UDPConnectionRequestAddress`] });
+      assert.ok((await cpe.session()).ok);
+      await strict.crCredentials.set(cpe.id, { username: 'u', password: 'p' });
+      const out = await strict.connectionRequests.wake(cpe.id, { force: true });
+      assert.deepEqual([out.result, out.via], ['error', 'udp'], out.detail);
+      assert.match(out.detail, /^not sent \(UDPConnectionRequestAddress\): 127\.0\.0\.1 is a loopback address/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(udp.datagrams, 0);
+    });
+  });
 });
