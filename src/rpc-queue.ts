@@ -69,6 +69,7 @@ export class RpcQueue {
   private takeListeners: EntryListener[] = [];
   private requeueListeners: EntryListener[] = [];
   private sendChecks: SendCheck[] = [];
+  private refusedListeners: ((entry: QueueEntry, reason: string) => Promise<void> | void)[] = [];
 
   constructor(
     db: Db,
@@ -122,6 +123,11 @@ export class RpcQueue {
   /** Called when an entry is taken by a session (after it is marked sent). */
   onTake(listener: EntryListener): void {
     this.takeListeners.push(listener);
+  }
+
+  /** Called when a send check cancels an entry instead of sending it (its origin learns why). */
+  onRefused(listener: (entry: QueueEntry, reason: string) => Promise<void> | void): void {
+    this.refusedListeners.push(listener);
   }
 
   /** Called when a sent entry goes back to the queue unanswered. */
@@ -182,7 +188,9 @@ export class RpcQueue {
       }
       if (v.action === 'cancel') {
         const { session: _s, sentAt: _t, ...rest } = entry;
-        await this.retire({ ...rest, status: 'cancelled', doneAt: new Date(), cancelReason: v.reason });
+        const cancelled: QueueEntry = { ...rest, status: 'cancelled', doneAt: new Date(), cancelReason: v.reason };
+        await this.retire(cancelled);
+        for (const l of this.refusedListeners) await l(cancelled, v.reason);
       } else {
         await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '', sentAt: '' } });
         skip.push(entry._id);

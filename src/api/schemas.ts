@@ -221,6 +221,7 @@ export const TaskView = z.strictObject({
     .describe('woke | unreachable | auth-failed | rate-limited | no-url | error'),
   clearedAt: Timestamp.optional(),
   clearedBy: z.string().optional(),
+  cancelledBy: z.string().optional().describe('who cancelled the task, or why the ACS did (e.g. the diagnostics gate)'),
 });
 
 function redactArgs(args: TaskInput): TaskInput {
@@ -280,6 +281,7 @@ export function taskView(t: TaskDoc): z.input<typeof TaskView> {
       : {}),
     ...(t.clearedAt ? { clearedAt: iso(t.clearedAt) } : {}),
     ...(t.clearedBy ? { clearedBy: t.clearedBy } : {}),
+    ...(t.cancelledBy ? { cancelledBy: t.cancelledBy } : {}),
   };
 }
 

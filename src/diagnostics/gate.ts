@@ -8,7 +8,8 @@
 // - the collector when it plans pulls and when an answer arrives (an answer to a request sent
 //   before an opt-out is discarded);
 // - operator tasks that read parameters (getParameterValues, refreshObject) touching
-//   diagnostics-only profile parameters (src/tasks.ts calls readGate before queueing: 403);
+//   diagnostics-only profile parameters (src/tasks.ts calls readGate before queueing: 403), and
+//   every such read again right before it is sent (sendCheck: retries, campaigns, verification);
 // - operator troubleshooting requests and standard diagnostics (IPPing …) started via the API;
 // - analysis jobs (purpose 'analysis');
 // - values that arrive anyway (Inform, other answers): Devices.paramFilter drops the
@@ -157,7 +158,13 @@ export class Gate {
 
   /** RpcQueue.beforeSend: every diagnostic request is decided again right before it is sent. */
   async sendCheck(entry: QueueEntry): Promise<SendVerdict | undefined> {
-    if (entry.origin.kind !== DIAGNOSTICS_ORIGIN) return undefined;
+    if (entry.origin.kind !== DIAGNOSTICS_ORIGIN) {
+      // Every other read (operator and campaign tasks, their retries, fix verification, rule
+      // refreshes) was allowed when it was queued; the owner may have left the program since.
+      if (entry.request.method !== 'GetParameterValues') return undefined;
+      const d = await this.mayCollect(entry.device, 'operator-read', entry.request.parameterNames, { actor: 'session' });
+      return d.allowed ? undefined : { action: 'cancel', reason: d.reason };
+    }
     const purpose = (entry.origin.meta?.purpose as Purpose | undefined) ?? 'collection';
     const d = await this.mayCollect(entry.device, purpose, namesOf(entry.request), { actor: 'session', deferWhileVerifying: true });
     if (d.allowed) return { action: 'send' };

@@ -197,4 +197,29 @@ describe('consent (integration)', function () {
     const later = await cpe.session();
     assert.equal(later.acsRequests.filter(isDiagnosticRead).length, 0);
   });
+
+  it('does not send an operator read of diagnostics data queued while joined once the owner opted out', async () => {
+    const cpe = programCpe(acs.url, { kind: 'tr181', consent: true });
+    await cpe.session({ events: BOOTSTRAP });
+    const wifi = await operator.post(`/api/v1/devices/${enc(cpe.id)}/tasks`, { name: 'getParameterValues', parameterNames: ['Device.WiFi.SSID.1.SSID'] });
+    assert.equal(wifi.status, 201, 'joined: the read is allowed when queued');
+    const mgmt = await operator.post(`/api/v1/devices/${enc(cpe.id)}/tasks`, { name: 'getParameterValues', parameterNames: ['Device.ManagementServer.PeriodicInformInterval'] });
+    assert.equal(mgmt.status, 201);
+    assert.equal((await operator.req('PUT', `/api/v1/devices/${enc(cpe.id)}/consent`, { joined: false, channel: 'support' })).status, 200);
+
+    const r = await cpe.session();
+    assert.equal(r.ended, '204');
+    const asked = r.acsRequests.flatMap((q) => (q.method === 'GetParameterValues' ? q.parameterNames : []));
+    assert.ok(!asked.includes('Device.WiFi.SSID.1.SSID'), `asked: ${asked.join(', ')}`);
+    assert.ok(asked.includes('Device.ManagementServer.PeriodicInformInterval'), 'other reads still go');
+    const t = (await operator.get(`/api/v1/tasks/${wifi.body.id}`)).body;
+    assert.equal(t.status, 'cancelled');
+    assert.match(t.cancelledBy, /^the diagnostics gate: wifi data .* joined/);
+    assert.equal((await operator.get(`/api/v1/tasks/${mgmt.body.id}`)).body.status, 'done');
+    const refusals = (await api.get(`/api/v1/diagnostics/refusals?device=${enc(cpe.id)}`)).body;
+    assert.ok(
+      refusals.items.some((x: { purpose: string; paths: string[] }) => x.purpose === 'operator-read' && x.paths.includes('Device.WiFi.SSID.1.SSID')),
+      JSON.stringify(refusals.items),
+    );
+  });
 });
