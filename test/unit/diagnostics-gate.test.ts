@@ -81,14 +81,20 @@ describe('diagnostics gate (unit)', () => {
     assert.equal(recorded[0].purpose, 'operator-read');
   });
 
-  it('cancels a queued pull of a device not joined, defers while consent is being re-read', async () => {
+  it('cancels a queued pull of a device not joined, defers while consent is being re-read, and re-checks every other read', async () => {
     const { gate } = setup({ j: JOINED, v: { ...JOINED, verifying: true } });
     assert.deepEqual(await gate.sendCheck(entry('j', ['Device.WiFi.SSID.1.SSID'])), { action: 'send' });
     assert.deepEqual(await gate.sendCheck(entry('v', ['Device.WiFi.SSID.1.SSID'])), { action: 'defer' });
     const c = await gate.sendCheck(entry('n', ['Device.WiFi.SSID.1.SSID']));
     assert.equal(c?.action, 'cancel');
-    const other = { ...entry('n', ['Device.WiFi.SSID.1.SSID']), origin: { kind: 'task', id: 't1' } };
-    assert.equal(await gate.sendCheck(other), undefined, 'not its business');
+    // Any other read: diagnostics-only parameters only from joined devices, decided again now.
+    const task = (device: string, names: string[]) => ({ ...entry(device, names), origin: { kind: 'task', id: 't1' } });
+    const refused = await gate.sendCheck(task('n', ['Device.WiFi.SSID.1.SSID']));
+    assert.equal(refused?.action, 'cancel');
+    assert.match(refused?.action === 'cancel' ? refused.reason : '', /wifi data of the diagnostics program may only be read from devices whose owner joined it/);
+    assert.equal(await gate.sendCheck(task('j', ['Device.WiFi.SSID.1.SSID'])), undefined, 'joined: sent');
+    assert.equal(await gate.sendCheck(task('n', ['Device.ManagementServer.PeriodicInformInterval'])), undefined, 'management reads are not its business');
+    assert.equal(await gate.sendCheck(task('n', ['Device.DeviceInfo.'])).then((v) => v?.action), 'cancel', 'a subtree holding location data');
   });
 
   it('drops diagnostics-only values of devices not joined before the registry stores them', async () => {
