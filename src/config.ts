@@ -228,7 +228,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
     maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 64),
     shedRetryAfterS: int(env, 'ACS_SHED_RETRY_AFTER', 30),
-    maxWriteBacklog: int(env, 'ACS_MAX_WRITE_BACKLOG', 20_000),
+    maxWriteBacklog: int(env, 'ACS_MAX_WRITE_BACKLOG', 8000),
     workers: int(env, 'ACS_WORKERS', 1),
     logLevel: env.LOG_LEVEL || 'info',
     dataDir: env.ACS_DATA_DIR || '.local',
