@@ -11,6 +11,7 @@
 // and carrier-grade NAT ranges stay allowed: that is where CPEs live.
 import dns from 'node:dns';
 import net from 'node:net';
+import { parseCidr, plainIp, type Cidr } from './net-address';
 
 export interface AddressPolicyOptions {
   allowLoopback: boolean;
@@ -38,15 +39,11 @@ const LOOPBACK: [string, number, 'ipv4' | 'ipv6'][] = [
   ['::1', 128, 'ipv6'],
 ];
 
-/** Parses "a.b.c.d/n" or "x::/n"; throws with the setting's name on anything else. */
-export function parseCidr(text: string, setting: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
-  const [address = '', bits, extra] = text.trim().split('/');
-  const v = net.isIP(address);
-  const prefix = Number(bits);
-  if (!v || extra !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || prefix > (v === 4 ? 32 : 128)) {
-    throw new Error(`${setting}: "${text}" is not a network in CIDR notation (e.g. 10.20.0.0/16)`);
-  }
-  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+/** A CIDR from a setting; throws with the setting's name when it is not one. */
+export function settingCidr(text: string, setting: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`${setting}: "${text}" is not a network in CIDR notation (e.g. 10.20.0.0/16)`);
+  return c;
 }
 
 export class AddressPolicy {
@@ -61,7 +58,7 @@ export class AddressPolicy {
     if (opts.deny.length) {
       const list = this.rule('a network denied by ACS_CR_DENY_NETS');
       for (const c of opts.deny) {
-        const { address, prefix, family } = parseCidr(c, 'ACS_CR_DENY_NETS');
+        const { address, prefix, family } = settingCidr(c, 'ACS_CR_DENY_NETS');
         list.addSubnet(address, prefix, family);
       }
     }
@@ -75,15 +72,10 @@ export class AddressPolicy {
 
   /** Why requests to this IP address are refused, or null when they may go. Not an IP: null. */
   refusal(address: string): string | null {
-    const bare = address.replace(/^\[|\]$/g, '');
-    // IPv4-mapped IPv6 (::ffff:127.0.0.1) is the IPv4 address.
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-    const ip = mapped ? mapped[1] : bare;
-    const v = net.isIP(ip);
-    if (!v) return null;
-    const family = v === 4 ? 'ipv4' : 'ipv6';
-    const hit = this.rules.find((r) => r.list.check(ip, family));
-    return hit ? `${ip} is ${hit.why}` : null;
+    const a = plainIp(address);
+    if (!a) return null;
+    const hit = this.rules.find((r) => r.list.check(a.ip, a.family));
+    return hit ? `${a.ip} is ${hit.why}` : null;
   }
 
   /** An allowed address of the host (an IP literal is checked as it is); rejects with REFUSED_CODE. */

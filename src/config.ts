@@ -1,5 +1,5 @@
 // The one place that reads the environment. Everything else receives a Config.
-import { parseCidr } from './address-policy';
+import { settingCidr } from './address-policy';
 
 export type CpeAuthMode = 'digest' | 'basic' | 'none';
 
@@ -175,7 +175,7 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 
 function cidrList(env: Env, name: string): string[] {
   const list = (env[name] ?? '').split(',').map((c) => c.trim()).filter(Boolean);
-  for (const c of list) parseCidr(c, name); // refuse a typo at start-up, not at the first wake
+  for (const c of list) settingCidr(c, name); // refuse a typo at start-up, not at the first wake
   return list;
 }
 

@@ -8,7 +8,8 @@
 // Rules, in order: operator assignment, serial-number prefix, IP prefix of the address the
 // device connects from (CIDR, IPv4 or IPv6), else the default region. Without ACS_REGIONS
 // there is one region, "default", stored in the main database.
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
+import { parseCidr, plainIp } from '../net-address';
 import type { Collection, Db } from 'mongodb';
 import { z } from 'zod';
 import { connectDatabase, ensureIndexes, type Database } from '../db';
@@ -39,15 +40,6 @@ export const RegionsSchema = z
     if (list.filter((r) => r.default).length > 1) ctx.addIssue({ code: 'custom', path: [], message: 'at most one default region' });
   });
 export type RegionConfig = z.output<typeof RegionSchema>;
-
-function parseCidr(s: string): { net: string; prefix: number; type: 'ipv4' | 'ipv6' } | null {
-  const [net, p] = s.split('/');
-  const v = isIP(net);
-  if (!v || p === undefined || !/^\d+$/.test(p)) return null;
-  const prefix = Number(p);
-  if (prefix > (v === 4 ? 32 : 128)) return null;
-  return { net, prefix, type: v === 4 ? 'ipv4' : 'ipv6' };
-}
 
 /** Parses ACS_REGIONS; undefined or empty → the single default region. */
 export function parseRegions(raw: string | undefined): RegionConfig[] {
@@ -80,14 +72,6 @@ export interface RegionDecision {
   rule: 'assignment' | 'serial' | 'ip' | 'default';
 }
 
-/** Strips an IPv4-mapped IPv6 prefix (::ffff:1.2.3.4) and a port. */
-function plainIp(addr: string | undefined): string | undefined {
-  if (!addr) return undefined;
-  let a = addr.trim();
-  if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) a = a.slice(7);
-  return isIP(a) ? a : undefined;
-}
-
 interface Regional {
   config: RegionConfig;
   lists: BlockList;
@@ -118,7 +102,7 @@ export class Regions {
       const lists = new BlockList();
       for (const p of c.ipPrefixes) {
         const x = parseCidr(p)!;
-        lists.addSubnet(x.net, x.prefix, x.type);
+        lists.addSubnet(x.address, x.prefix, x.family);
       }
       const url = c.mongodbUrl ?? mainUrl;
       const dbName = c.db ?? mainDb;
@@ -180,9 +164,8 @@ export class Regions {
     }
     const addr = plainIp(ip);
     if (addr) {
-      const type = isIP(addr) === 4 ? 'ipv4' : 'ipv6';
       for (const name of this.order) {
-        if (this.regions.get(name)!.lists.check(addr, type)) return { region: name, rule: 'ip' };
+        if (this.regions.get(name)!.lists.check(addr.ip, addr.family)) return { region: name, rule: 'ip' };
       }
     }
     return { region: this.defaultRegion, rule: 'default' };

@@ -2,7 +2,8 @@
 // for IP literals and for names resolved through the policy's lookup.
 import assert from 'node:assert/strict';
 import type { LookupAddress } from 'node:dns';
-import { AddressPolicy, REFUSED_CODE, parseCidr } from '../../src/address-policy';
+import { AddressPolicy, REFUSED_CODE } from '../../src/address-policy';
+import { parseCidr } from '../../src/net-address';
 import { loadConfig } from '../../src/config';
 
 function resolve(policy: AddressPolicy, host: string, all: boolean): Promise<{ code?: string; message?: string; addresses: string[] }> {
@@ -64,6 +65,7 @@ describe('connection-request address policy (unit)', () => {
     for (const bad of ['10.0.0.0', '10.0.0.0/33', 'ten/8', '10.0.0.0/8/1', 'fe80::/129']) {
       assert.throws(() => loadConfig({ ACS_CR_DENY_NETS: bad }), /ACS_CR_DENY_NETS: .* is not a network in CIDR notation/, bad);
     }
-    assert.deepEqual(parseCidr(' 192.168.0.0/24 ', 'X'), { address: '192.168.0.0', prefix: 24, family: 'ipv4' });
+    assert.deepEqual(parseCidr(' 192.168.0.0/24 '), { address: '192.168.0.0', prefix: 24, family: 'ipv4' });
+    assert.equal(parseCidr('192.168.0.0/24/1'), null);
   });
 });
