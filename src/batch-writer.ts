@@ -40,9 +40,8 @@ export class BatchWriter<T extends Document> {
   private queued: Promise<void> | null = null;
   /** The latest write started or queued; the next one starts after it. */
   private last: Promise<void> = Promise.resolve();
-  /** Operations of the write in progress. */
+  /** Operations of the write in progress (0: none). */
   private writingOps = 0;
-  private writing = false;
   private failures = 0;
   private readonly maxOps: number;
 
@@ -85,7 +84,7 @@ export class BatchWriter<T extends Document> {
 
   /** Nothing buffered and nothing being written: every write added so far is stored. */
   get idle(): boolean {
-    return this.ops.length === 0 && !this.writing && !this.queued;
+    return this.ops.length === 0 && this.writingOps === 0 && !this.queued;
   }
 
   /**
@@ -111,12 +110,10 @@ export class BatchWriter<T extends Document> {
     this.ops = [];
     this.keyed.clear();
     if (!ops.length) return;
-    this.writing = true;
     this.writingOps = ops.length;
     try {
       await this.write(ops);
     } finally {
-      this.writing = false;
       this.writingOps = 0;
     }
   }
