@@ -43,6 +43,18 @@ const wasWoken = (r: unknown): boolean => {
   return s.ok && s.events.some((e) => e.eventCode === '6 CONNECTION REQUEST');
 };
 
+/**
+ * A CPE with only a UDPConnectionRequestAddress (at the listener) that the ACS has read and
+ * whose credentials it holds: ready to be woken over UDP.
+ */
+async function udpOnlyCpe(acs: TestAcs, udp: UdpCrListener, creds: { username: string; password: string }): Promise<TestCpe> {
+  const cpe = cpeFor(acs, { ...crUrl(''), [`${MS}UDPConnectionRequestAddress`]: { value: udp.address, type: 'xsd:string' } });
+  await acs.queue.enqueue(cpe.id, { method: 'GetParameterValues', parameterNames: [`${MS}UDPConnectionRequestAddress`] });
+  assert.ok((await cpe.session()).ok);
+  await acs.crCredentials.set(cpe.id, creds);
+  return cpe;
+}
+
 describe('connection requests (integration)', function () {
   this.timeout(20_000);
   let acs: TestAcs;
@@ -223,10 +235,7 @@ describe('connection requests (integration)', function () {
   it('the UDP listener rejects a datagram signed with the wrong password', async () => {
     const udp = await UdpCrListener.start({ credentials: { username: 'u', password: 'right' } });
     listeners.push(udp);
-    const cpe = cpeFor(acs, { ...crUrl(''), [`${MS}UDPConnectionRequestAddress`]: { value: udp.address, type: 'xsd:string' } });
-    await acs.queue.enqueue(cpe.id, { method: 'GetParameterValues', parameterNames: [`${MS}UDPConnectionRequestAddress`] });
-    assert.ok((await cpe.session()).ok);
-    await acs.crCredentials.set(cpe.id, { username: 'u', password: 'wrong' });
+    const cpe = await udpOnlyCpe(acs, udp, { username: 'u', password: 'wrong' });
     const out = await acs.connectionRequests.wake(cpe.id);
     assert.deepEqual([out.result, out.via], ['woke', 'udp'], 'sent: UDP cannot tell');
     await until(() => udp.datagrams === 3);
@@ -269,10 +278,7 @@ describe('connection requests (integration)', function () {
     it('does not send UDP connection requests to a loopback address either', async () => {
       const udp = await UdpCrListener.start({ credentials: { username: 'u', password: 'p' } });
       listeners.push(udp);
-      const cpe = cpeFor(strict, { ...crUrl(''), [`${MS}UDPConnectionRequestAddress`]: { value: udp.address, type: 'xsd:string' } });
-      await strict.queue.enqueue(cpe.id, { method: 'GetParameterValues', parameterNames: [`${MS}UDPConnectionRequestAddress`] });
-      assert.ok((await cpe.session()).ok);
-      await strict.crCredentials.set(cpe.id, { username: 'u', password: 'p' });
+      const cpe = await udpOnlyCpe(strict, udp, { username: 'u', password: 'p' });
       const out = await strict.connectionRequests.wake(cpe.id, { force: true });
       assert.deepEqual([out.result, out.via], ['error', 'udp'], out.detail);
       assert.match(out.detail, /^not sent \(UDPConnectionRequestAddress\): 127\.0\.0\.1 is a loopback address/);
