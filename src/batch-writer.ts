@@ -13,9 +13,10 @@ import type { Logger } from './logger';
  */
 const COMMAND_CHUNK = 32;
 
+/** Buffered operations that force a write before the interval is up. */
+const MAX_BUFFERED = 1000;
+
 export interface BatchWriterOptions<T extends Document> {
-  /** Buffered operations that force a write. */
-  maxOps?: number;
   /**
    * Folds `next` into the buffered operation `prev` added under the same key (see add), or
    * returns null when the two cannot be one operation (then `next` is buffered after it).
@@ -43,16 +44,13 @@ export class BatchWriter<T extends Document> {
   /** Operations of the write in progress (0: none). */
   private writingOps = 0;
   private failures = 0;
-  private readonly maxOps: number;
 
   constructor(
     private readonly collection: Collection<T>,
     private readonly log: Logger,
     private readonly intervalMs: number,
     private readonly options: BatchWriterOptions<T> = {},
-  ) {
-    this.maxOps = options.maxOps ?? 1000;
-  }
+  ) {}
 
   /** Buffers an operation; with a key (and a merge function), folds it into the buffered one of that key. */
   add(op: AnyBulkWriteOperation<T>, key?: string): void {
@@ -68,7 +66,7 @@ export class BatchWriter<T extends Document> {
       this.keyed.set(key, this.ops.length);
     }
     this.ops.push(op);
-    if (this.ops.length >= this.maxOps) void this.flush();
+    if (this.ops.length >= MAX_BUFFERED) void this.flush();
     else this.schedule();
   }
 

@@ -248,7 +248,6 @@ export class ConnectionRequests {
     const before = viaHttp ? `HTTP: ${viaHttp.detail}; ` : '';
     const target = parseUdpAddress(address);
     if (!target) return viaHttp ?? { result: 'error', detail: `the UDPConnectionRequestAddress "${address}" is unusable` };
-
     if (!creds) {
       return { result: 'auth-failed', via: 'udp', detail: `${before}UDP connection requests are signed with the device's password, and the ACS knows none` };
     }

@@ -69,7 +69,7 @@ export class RpcQueue {
   private takeListeners: EntryListener[] = [];
   private requeueListeners: EntryListener[] = [];
   private sendChecks: SendCheck[] = [];
-  private refusedListeners: ((entry: QueueEntry, reason: string) => Promise<void> | void)[] = [];
+  private refusedListeners: EntryListener[] = [];
 
   constructor(
     db: Db,
@@ -125,8 +125,8 @@ export class RpcQueue {
     this.takeListeners.push(listener);
   }
 
-  /** Called when a send check cancels an entry instead of sending it (its origin learns why). */
-  onRefused(listener: (entry: QueueEntry, reason: string) => Promise<void> | void): void {
+  /** Called when a send check cancels an entry instead of sending it (why: its cancelReason). */
+  onRefused(listener: EntryListener): void {
     this.refusedListeners.push(listener);
   }
 
@@ -190,7 +190,7 @@ export class RpcQueue {
         const { session: _s, sentAt: _t, ...rest } = entry;
         const cancelled: QueueEntry = { ...rest, status: 'cancelled', doneAt: new Date(), cancelReason: v.reason };
         await this.retire(cancelled);
-        for (const l of this.refusedListeners) await l(cancelled, v.reason);
+        for (const l of this.refusedListeners) await l(cancelled);
       } else {
         await this.col.updateOne({ _id: entry._id, status: 'sent' }, { $set: { status: 'queued' }, $unset: { session: '', sentAt: '' } });
         skip.push(entry._id);

@@ -318,15 +318,15 @@ export class Tasks {
     queue.onResult((entry, outcome) => this.onResult(entry, outcome));
     queue.onTake((entry) => this.onTake(entry));
     queue.onRequeue((entry) => this.onRequeue(entry));
-    queue.onRefused((entry, reason) => this.onRefused(entry, reason));
+    queue.onRefused((entry) => this.onRefused(entry));
   }
 
   /** Issue 4: the diagnostics gate refused the read right before it was sent (e.g. the owner opted out since). */
-  private async onRefused(entry: QueueEntry, reason: string): Promise<void> {
+  private async onRefused(entry: QueueEntry): Promise<void> {
     const id = entry.origin.id;
-    if (!id || (entry.origin.kind !== 'task' && entry.origin.kind !== 'task-verify')) return;
-    const cond: Filter<TaskDoc> = { _id: id, status: { $in: OPEN }, ...(entry.origin.kind === 'task' ? { entry: entry._id } : { verifyEntry: entry._id }) };
-    await this.finish(cond, 'cancelled', { cancelledBy: `the diagnostics gate: ${reason}` });
+    // Only a task's own read can be refused: its verification reads SoftwareVersion, which is not diagnostics data.
+    if (!id || entry.origin.kind !== 'task') return;
+    await this.finish({ _id: id, entry: entry._id, status: { $in: OPEN } }, 'cancelled', { cancelledBy: `the diagnostics gate: ${entry.cancelReason}` });
   }
 
   async ensureIndexes(): Promise<void> {
