@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { MongoClient, type Db } from 'mongodb';
 import { startFerretDb, type LocalService } from '../tools/local-services';
 import { Rollups, type DailyDoc } from '../src/rollups';
-import { Devices, paramKey, type DeviceDoc } from '../src/devices';
+import { Devices, paramKey, type PresenceDoc, type RegistryDoc } from '../src/devices';
 import { SessionLog, type SessionDoc } from '../src/session-log';
 import { Reports, resolveRange } from '../src/reports/service';
 import { DayFinalizer, packFinal } from '../src/reports/finalize';
@@ -180,7 +180,7 @@ async function seed(db: Db, a: Args, firstDay: string): Promise<void> {
   const devs = fleet(a.devices, first);
   const t0 = performance.now();
   // Registry
-  const reg: DeviceDoc[] = devs.map((d) => ({
+  const reg: RegistryDoc[] = devs.map((d) => ({
     _id: d.id,
     deviceId: { manufacturer: 'Bench', oui: d.model.oui, productClass: d.model.pc, serialNumber: d.id.split('-').pop()! },
     dataModel: 'TR-181',
@@ -190,12 +190,18 @@ async function seed(db: Db, a: Args, firstDay: string): Promise<void> {
       [paramKey('Device.ManagementServer.PeriodicInformInterval')]: { v: '900', t: 'xsd:unsignedInt', ts: new Date(first) },
     },
     registeredAt: new Date(d.registeredAt),
+    tags: [],
+  }));
+  const presence: PresenceDoc[] = devs.map((d) => ({
+    _id: d.id,
     lastInformAt: new Date(first + a.days * DAY_MS - INTERVAL_MS),
     lastEvents: ['2 PERIODIC'],
-    tags: [],
     onlineUntil: new Date(first + a.days * DAY_MS + INTERVAL_MS / 2),
   }));
-  for (let i = 0; i < reg.length; i += 1000) await db.collection<DeviceDoc>('devices').insertMany(reg.slice(i, i + 1000), { ordered: false });
+  for (let i = 0; i < reg.length; i += 1000) {
+    await db.collection<RegistryDoc>('devices').insertMany(reg.slice(i, i + 1000), { ordered: false });
+    await db.collection<PresenceDoc>('presence').insertMany(presence.slice(i, i + 1000), { ordered: false });
+  }
   console.log(`  registry: ${reg.length} devices (${Math.round(performance.now() - t0)} ms)`);
 
   const rollups = new Rollups(db, log, 3_600_000, Infinity);

@@ -8,6 +8,7 @@ import { ConnectionRequests } from './connection-request';
 import { ConnectionRequestCredentials } from './cr-credentials';
 import { CwmpServer } from './cwmp-server';
 import { connectDatabase, type Database } from './db';
+import { RegistryDigests } from './registry-digests';
 import { Devices } from './devices';
 import { FILES_PREFIX, FileServer } from './file-server';
 import { Files } from './files';
@@ -84,7 +85,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   const redis = connectRedis(config.redisUrl, config.redisPrefix);
   await redis.ping();
 
-  const devices = new Devices(database.db, config.informIntervalS, log, config.flushIntervalMs);
+  const devices = new Devices(database.db, config.informIntervalS, log, config.flushIntervalMs, new RegistryDigests(redis));
   const rollups = new Rollups(database.db, log, config.flushIntervalMs);
   const sessions = new SessionLog(database.db, log, config.flushIntervalMs, rollups);
   const queue = new RpcQueue(database.db, redis);

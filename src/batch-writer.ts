@@ -24,6 +24,8 @@ export interface BatchWriterOptions<T extends Document> {
   merge?: (prev: AnyBulkWriteOperation<T>, next: AnyBulkWriteOperation<T>) => AnyBulkWriteOperation<T> | null;
   /** Operations merged by the owner itself, taken when a write starts (after the buffered ones). */
   source?: () => AnyBulkWriteOperation<T>[];
+  /** Told which operations the database has stored, after each command that stored them. */
+  stored?: (ops: AnyBulkWriteOperation<T>[]) => void;
 }
 
 /**
@@ -120,7 +122,9 @@ export class BatchWriter<T extends Document> {
     let done = 0;
     try {
       for (; done < ops.length; done += COMMAND_CHUNK) {
-        await this.collection.bulkWrite(ops.slice(done, done + COMMAND_CHUNK), { ordered: true });
+        const chunk = ops.slice(done, done + COMMAND_CHUNK);
+        await this.collection.bulkWrite(chunk, { ordered: true });
+        this.options.stored?.(chunk);
       }
       this.failures = 0;
     } catch (err) {
@@ -130,6 +134,7 @@ export class BatchWriter<T extends Document> {
         // Ordered bulk: everything before the failed op is stored, the failed op can never
         // succeed (e.g. a document the server refuses); retrying those would double-count $inc.
         // A duplicate insert is a retry of one whose reply was lost: it is stored already.
+        if (failedAt > 0) this.options.stored?.(ops.slice(0, failedAt));
         if (!isDuplicateInsert(ops[failedAt], err)) {
           this.log.error({ err: (err as Error).message, collection: this.collection.collectionName }, 'batched write refused one operation; dropped it');
         }

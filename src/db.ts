@@ -77,3 +77,19 @@ export async function updateByIdIf<T extends Document>(col: Collection<T>, items
   }
   return matched;
 }
+
+/**
+ * The documents with these ids (any order; missing ones left out). On MongoDB one `$in` query;
+ * on FerretDB, which pushes down only a lone `_id` filter, an `$in` scans the whole table, so a
+ * page of ids is read one `_id` at a time instead.
+ */
+export async function findByIds<T extends Document>(col: Collection<T>, ids: readonly string[], projection?: Document): Promise<T[]> {
+  if (!ids.length) return [];
+  if (!onFerretDb) return (await col.find({ _id: { $in: ids } } as never, { projection }).toArray()) as T[];
+  const docs: T[] = [];
+  for (let i = 0; i < ids.length; i += 16) {
+    const found = await Promise.all(ids.slice(i, i + 16).map((id) => col.findOne({ _id: id } as never, { projection })));
+    for (const d of found) if (d) docs.push(d as T);
+  }
+  return docs;
+}

@@ -1,47 +1,65 @@
-// The device registry: owner of the `devices` collection.
+// The device registry: owner of the `devices` and `presence` collections.
+//
+// A device is two documents: the registry document (identity, data model, parameters, tags,
+// credentials) and a small presence document with what every Inform changes (last Inform, its
+// events and address, online state). Most periodic Informs report the same values as the last
+// one, and on FerretDB an update costs in proportion to the whole document, so such an Inform
+// writes only its presence; the registry document is written when a reported value changed
+// (src/registry-digests.ts remembers what it holds). Callers see one merged DeviceDoc.
 //
 // What a periodic Inform changes is written behind (batched, in order), so a periodic session
 // never waits for the database; other processes see it within ACS_FLUSH_INTERVAL_MS. Every other
 // read or write here first waits until this process's buffered Inform writes are stored, so
 // callers always see their own process's latest state.
 //
+// Queries that filter or sort on presence and filter on the registry too read one side in order
+// and the other as a set of ids (no joins: FerretDB has no $lookup); pages are read by id.
+//
 // Parameters are stored as a map under `params`, keyed by the parameter path with '.' replaced
 // by ':' — MongoDB/FerretDB keys may not contain dots, and a map (unlike an array) lets one
 // update touch just the parameters that changed.
-import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db, Document, Filter } from 'mongodb';
 import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types';
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
 import { BatchWriter } from './batch-writer';
-import { ensureIndexes, updateByIdIf } from './db';
+import { ensureIndexes, findByIds, updateByIdIf } from './db';
 import type { Logger } from './logger';
+import { digestOf, type RegistryDigests } from './registry-digests';
 
 export interface StoredParam {
   /** value */
   v: string;
   /** xsi type as sent, e.g. xsd:unsignedInt */
   t: string;
-  /** when the ACS learned this value */
+  /** when the ACS learned this value (a periodic Inform repeating it does not move this) */
   ts: Date;
   /** writable, when known from GetParameterNames */
   w?: boolean;
 }
 
-export interface DeviceDoc {
+/** The registry document (collection `devices`). */
+export interface RegistryDoc {
   _id: string;
   deviceId: DeviceIdStruct;
   dataModel?: DataModel;
   root?: string;
   params: Record<string, StoredParam>;
   registeredAt: Date;
-  lastInformAt: Date;
   lastBootAt?: Date;
   lastBootstrapAt?: Date;
-  lastEvents: string[];
-  lastRemote?: string;
   cwmpVersion?: string;
   connectionRequestUrl?: string;
   tags: string[];
+  /** Per-device CPE credentials: username and HA1 = MD5(username:realm:password). */
+  cpeAuth?: { username: string; ha1: string };
+}
+
+/** What every Inform changes (collection `presence`, one document per device, same _id). */
+export interface Presence {
+  lastInformAt: Date;
+  lastEvents: string[];
+  lastRemote?: string;
   /**
    * Until when the device counts as online: set at each Inform to now + 1.5 × its periodic
    * inform interval (from the Inform's ParameterList when the CPE sends
@@ -54,9 +72,16 @@ export interface DeviceDoc {
    */
   offline?: boolean;
   offlineSince?: Date;
-  /** Per-device CPE credentials: username and HA1 = MD5(username:realm:password). */
-  cpeAuth?: { username: string; ha1: string };
 }
+
+export interface PresenceDoc extends Presence {
+  _id: string;
+}
+
+/** A device as callers see it. */
+export type DeviceDoc = RegistryDoc & Presence;
+
+const PRESENCE_FIELDS = ['lastInformAt', 'lastEvents', 'lastRemote', 'onlineUntil', 'offline', 'offlineSince'] as const;
 
 export const paramKey = (name: string): string => name.replace(/\./g, ':');
 export const paramName = (key: string): string => key.replace(/:/g, '.');
@@ -117,24 +142,73 @@ export function softwareVersionOf(doc: Pick<DeviceDoc, 'params' | 'root'>): stri
 export type ParamFilter = (device: string, list: readonly ParameterValueStruct[]) => Promise<readonly ParameterValueStruct[]>;
 
 /**
- * Two buffered Inform updates of one device as one: the later Inform's fields win, the first
- * one's registration time stays. Buffered updates never replace `params` whole (a BOOTSTRAP is
- * written at once), so their `params.X` paths cannot conflict; anything else is left unmerged.
+ * Two buffered updates of one document as one: the later one's fields win, the first one's
+ * insert-only fields (registration time) stay. Buffered registry updates never replace `params`
+ * whole (a BOOTSTRAP is written at once), so their `params.X` paths cannot conflict; anything
+ * else is left unmerged.
  */
-function mergeInformUpdates(prev: AnyBulkWriteOperation<DeviceDoc>, next: AnyBulkWriteOperation<DeviceDoc>): AnyBulkWriteOperation<DeviceDoc> | null {
+function mergeUpdates<T extends RegistryDoc | PresenceDoc>(prev: AnyBulkWriteOperation<T>, next: AnyBulkWriteOperation<T>): AnyBulkWriteOperation<T> | null {
   if (!('updateOne' in prev) || !('updateOne' in next)) return null;
-  const a = prev.updateOne.update as { $set: Record<string, unknown>; $setOnInsert: object };
-  const b = next.updateOne.update as { $set: Record<string, unknown>; $setOnInsert: object };
+  const a = prev.updateOne.update as { $set: Record<string, unknown>; $setOnInsert?: object };
+  const b = next.updateOne.update as { $set: Record<string, unknown> };
   if ('params' in a.$set || 'params' in b.$set) return null;
-  return { updateOne: { ...prev.updateOne, update: { $set: { ...a.$set, ...b.$set }, $setOnInsert: a.$setOnInsert } } };
+  const update = { $set: { ...a.$set, ...b.$set }, ...(a.$setOnInsert ? { $setOnInsert: a.$setOnInsert } : {}) };
+  return { updateOne: { ...prev.updateOne, update } } as AnyBulkWriteOperation<T>;
 }
 
+/** Criteria on the registry document; null when there are none. */
+function registryFilter(f: DeviceFilter): Document | null {
+  const and: Filter<RegistryDoc>[] = [];
+  if (f.id !== undefined) and.push({ _id: f.id });
+  if (f.idPrefix !== undefined) and.push({ _id: { $regex: '^' + escapeRegex(f.idPrefix) } });
+  if (f.oui !== undefined) and.push({ 'deviceId.oui': f.oui });
+  if (f.productClass !== undefined) and.push({ 'deviceId.productClass': f.productClass });
+  if (f.softwareVersion !== undefined) {
+    and.push({ $or: SOFTWARE_VERSION_KEYS.map((k) => ({ [`${k}.v`]: f.softwareVersion })) } as Filter<RegistryDoc>);
+  }
+  if (f.tag !== undefined) and.push({ tags: f.tag });
+  return combine(and);
+}
+
+/** Criteria on the presence document; null when there are none. */
+function presenceFilter(f: DeviceFilter, now: Date): Document | null {
+  const and: Filter<PresenceDoc>[] = [];
+  if (f.lastInformBefore) and.push({ lastInformAt: { $lt: f.lastInformBefore } });
+  if (f.lastInformAfter) and.push({ lastInformAt: { $gte: f.lastInformAfter } });
+  if (f.online === true) and.push({ onlineUntil: { $gt: now } });
+  if (f.online === false) and.push({ $or: [{ onlineUntil: { $lte: now } }, { onlineUntil: { $exists: false } }] });
+  return combine(and);
+}
+
+function withPresence(doc: RegistryDoc, presence: PresenceDoc | null): DeviceDoc {
+  return { ...(presence as PresenceDoc), ...doc };
+}
+
+function combine(and: Document[]): Document | null {
+  if (!and.length) return null;
+  return and.length === 1 ? and[0] : { $and: and };
+}
+
+function after(filter: Document | null, id: string | undefined): Document {
+  if (id === undefined) return filter ?? {};
+  const past = { _id: { $gt: id } };
+  return filter ? { $and: [filter, past] } : past;
+}
+
+type Side = 'registry' | 'presence';
+/** Either collection seen as documents with a string id, for queries built as plain documents. */
+type IdDoc = { _id: string; [field: string]: unknown };
+
 export class Devices {
-  readonly col: Collection<DeviceDoc>;
+  readonly col: Collection<RegistryDoc>;
+  readonly presence: Collection<PresenceDoc>;
   /** Issue 4: see ParamFilter. */
   paramFilter?: ParamFilter;
 
-  private readonly informWriter: BatchWriter<DeviceDoc>;
+  private readonly informWriter: BatchWriter<RegistryDoc>;
+  private readonly presenceWriter: BatchWriter<PresenceDoc>;
+  /** Buffered registry updates → the device and the digest of what it reported (see RegistryDigests). */
+  private readonly digestOfOp = new WeakMap<object, [device: string, digest: string]>();
 
   constructor(
     db: Db,
@@ -142,64 +216,97 @@ export class Devices {
     private readonly defaultInformIntervalS: number,
     log: Logger,
     flushIntervalMs: number,
+    /** Without it every Inform writes the registry document. */
+    private readonly digests?: RegistryDigests,
   ) {
-    this.col = db.collection<DeviceDoc>('devices');
-    this.informWriter = new BatchWriter(this.col, log, flushIntervalMs, { merge: mergeInformUpdates });
+    this.col = db.collection<RegistryDoc>('devices');
+    this.presence = db.collection<PresenceDoc>('presence');
+    this.informWriter = new BatchWriter(this.col, log, flushIntervalMs, {
+      merge: (prev, next) => {
+        const merged = mergeUpdates(prev, next);
+        const tag = this.digestOfOp.get(next);
+        if (merged && tag) this.digestOfOp.set(merged, tag);
+        return merged;
+      },
+      stored: (ops) => {
+        const tags = ops.map((op) => this.digestOfOp.get(op)).filter((t) => t !== undefined);
+        if (tags.length) this.digests?.remember(tags);
+      },
+    });
+    this.presenceWriter = new BatchWriter(this.presence, log, flushIntervalMs, { merge: mergeUpdates });
   }
 
   /** Inform writes buffered and not yet handed to the database. */
   get backlog(): number {
-    return this.informWriter.pending;
+    return this.informWriter.pending + this.presenceWriter.pending;
   }
 
   /** Stores the buffered Inform writes (shutdown, tests). */
-  flush(): Promise<void> {
-    return this.informWriter.flush();
+  async flush(): Promise<void> {
+    await Promise.all([this.informWriter.flush(), this.presenceWriter.flush()]);
   }
 
   /** Waits until this process's buffered Inform writes are stored (see the top of this file). */
   private async settled(): Promise<void> {
-    if (!this.informWriter.idle) await this.informWriter.flush();
+    if (!this.informWriter.idle || !this.presenceWriter.idle) await this.flush();
   }
 
   async ensureIndexes(): Promise<void> {
     await ensureIndexes(this.col, [
-      { key: { lastInformAt: 1 } },
       { key: { 'deviceId.oui': 1 } },
       { key: { 'deviceId.productClass': 1 } },
       { key: { tags: 1 } },
-      { key: { onlineUntil: 1 } },
       { key: { 'cpeAuth.username': 1 }, sparse: true },
     ]);
+    await ensureIndexes(this.presence, [{ key: { lastInformAt: 1 } }, { key: { onlineUntil: 1 } }, { key: { offline: 1 } }]);
+    await this.movePresence();
   }
 
   /**
-   * Registers the device or updates it from an Inform, as one buffered upsert. A BOOTSTRAP
-   * replaces the stored parameters: the device was reset, so what the ACS knew of it no longer
-   * holds.
+   * Registries stored before presence had its own documents keep it in the device document:
+   * moved once, at start-up, so an upgrade loses no device's last Inform or online state.
+   */
+  private async movePresence(): Promise<void> {
+    const projection = Object.fromEntries(PRESENCE_FIELDS.map((k) => [k, 1]));
+    const old = await this.sideCol('registry').find({ lastInformAt: { $exists: true } }, { projection }).toArray();
+    for (let i = 0; i < old.length; i += 500) {
+      const batch = old.slice(i, i + 500) as unknown as PresenceDoc[];
+      await this.presence.bulkWrite(batch.map(({ _id, ...$set }) => ({ updateOne: { filter: { _id }, update: { $set }, upsert: true } })));
+      const $unset = Object.fromEntries(PRESENCE_FIELDS.map((k) => [k, '' as const]));
+      await this.sideCol('registry').updateMany({ _id: { $in: batch.map((d) => d._id) } }, { $unset });
+    }
+  }
+
+  /**
+   * Registers the device or updates it from an Inform: its presence always, its registry
+   * document when what it reports changed, both as buffered upserts. A BOOTSTRAP replaces the
+   * stored parameters: the device was reset, so what the ACS knew of it no longer holds.
    */
   async recordInform(id: string, inform: Inform, ctx: InformContext): Promise<void> {
     const codes = inform.events.map((e) => e.eventCode);
     const bootstrap = codes.includes('0 BOOTSTRAP');
     const boot = codes.includes('1 BOOT');
     const model = dataModelOf(inform.parameterList);
-    const set: Record<string, unknown> = {
-      deviceId: inform.deviceId,
+
+    const interval = Number(inform.parameterList.find((p) => p.name.endsWith('ManagementServer.PeriodicInformInterval'))?.value);
+    const intervalS = Number.isInteger(interval) && interval > 0 ? interval : this.defaultInformIntervalS;
+    const presence: Partial<Presence> = {
       lastInformAt: ctx.now,
       lastEvents: codes,
+      onlineUntil: new Date(ctx.now.getTime() + intervalS * 1500),
+      offline: false, // issue 5: back from a missed inform (see markMissedInforms)
     };
-    if (ctx.remote) set.lastRemote = ctx.remote;
+    if (ctx.remote) presence.lastRemote = ctx.remote;
+    this.presenceWriter.add({ updateOne: { filter: { _id: id }, update: { $set: presence }, upsert: true } }, id);
+
+    const set: Record<string, unknown> = { deviceId: inform.deviceId };
     if (ctx.cwmpVersion) set.cwmpVersion = ctx.cwmpVersion;
+    const cr = model && inform.parameterList.find((p) => p.name === `${model.root}ManagementServer.ConnectionRequestURL`);
     if (model) {
       set.dataModel = model.model;
       set.root = model.root;
-      const cr = inform.parameterList.find((p) => p.name === `${model.root}ManagementServer.ConnectionRequestURL`);
       if (cr) set.connectionRequestUrl = cr.value;
     }
-    const interval = Number(inform.parameterList.find((p) => p.name.endsWith('ManagementServer.PeriodicInformInterval'))?.value);
-    const intervalS = Number.isInteger(interval) && interval > 0 ? interval : this.defaultInformIntervalS;
-    set.onlineUntil = new Date(ctx.now.getTime() + intervalS * 1500);
-    set.offline = false; // issue 5: back from a missed inform (see markMissedInforms)
     if (bootstrap) set.lastBootstrapAt = ctx.now;
     if (boot || bootstrap) set.lastBootAt = ctx.now;
     // Issue 4: only what the privacy filter lets through is stored.
@@ -209,6 +316,7 @@ export class Devices {
     } else {
       for (const p of kept) set[`params.${paramKey(p.name)}`] = { v: p.value, t: p.type, ts: ctx.now };
     }
+    const digest = digestOf([inform.deviceId, ctx.cwmpVersion ?? null, model?.root ?? null, cr?.value ?? null, kept.map((p) => [p.name, p.type, p.value])]);
     const updateOne = {
       filter: { _id: id },
       update: {
@@ -223,8 +331,11 @@ export class Devices {
       // RPCs and tasks, and every process must see a reset at once.
       await this.settled();
       await this.col.updateOne(updateOne.filter, updateOne.update, { upsert: true });
-    } else {
-      this.informWriter.add({ updateOne }, id);
+      this.digests?.remember([[id, digest]]);
+    } else if (!this.digests || (await this.digests.get(id)) !== digest) {
+      const op = { updateOne };
+      this.digestOfOp.set(op, [id, digest]);
+      this.informWriter.add(op, id);
     }
   }
 
@@ -236,11 +347,13 @@ export class Devices {
     const set: Record<string, StoredParam> = {};
     for (const p of list) set[`params.${paramKey(p.name)}`] = { v: p.value, t: p.type, ts: now };
     await this.col.updateOne({ _id: id }, { $set: set });
+    await this.digests?.forget(id); // the next Inform writes what it reports, whatever it was
   }
 
   async get(id: string): Promise<DeviceDoc | null> {
     await this.settled();
-    return this.col.findOne({ _id: id });
+    const [doc, presence] = await Promise.all([this.col.findOne({ _id: id }), this.presence.findOne({ _id: id })]);
+    return doc && withPresence(doc, presence);
   }
 
   /**
@@ -274,26 +387,55 @@ export class Devices {
     await this.col.updateOne({ _id: id }, { $set: { cpeAuth: { username, ha1: digestHa1(username, realm, password) } } });
   }
 
-  // ---- operator API: queries, tags, deletion, task results ----
+  // ---- reading across both documents ----
 
-  /** The MongoDB filter for a DeviceFilter (values are typed by the API: no operators get through). */
-  filterQuery(f: DeviceFilter, now = new Date()): Filter<DeviceDoc> {
-    const and: Filter<DeviceDoc>[] = [];
-    if (f.id !== undefined) and.push({ _id: f.id });
-    if (f.idPrefix !== undefined) and.push({ _id: { $regex: '^' + escapeRegex(f.idPrefix) } });
-    if (f.oui !== undefined) and.push({ 'deviceId.oui': f.oui });
-    if (f.productClass !== undefined) and.push({ 'deviceId.productClass': f.productClass });
-    if (f.softwareVersion !== undefined) {
-      and.push({ $or: SOFTWARE_VERSION_KEYS.map((k) => ({ [`${k}.v`]: f.softwareVersion })) } as Filter<DeviceDoc>);
-    }
-    if (f.tag !== undefined) and.push({ tags: f.tag });
-    if (f.lastInformBefore) and.push({ lastInformAt: { $lt: f.lastInformBefore } });
-    if (f.lastInformAfter) and.push({ lastInformAt: { $gte: f.lastInformAfter } });
-    if (f.online === true) and.push({ onlineUntil: { $gt: now } });
-    if (f.online === false) and.push({ $or: [{ onlineUntil: { $lte: now } }, { onlineUntil: { $exists: false } }] });
-    if (!and.length) return {};
-    return and.length === 1 ? and[0] : { $and: and };
+  /** The devices with these ids, in this order, with their presence (unknown ids left out). */
+  private async byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeviceDoc[]> {
+    const [docs, presences] = await Promise.all([findByIds(this.col, ids, projection), findByIds(this.presence, ids)]);
+    const doc = new Map(docs.map((d) => [d._id, d]));
+    const presence = new Map(presences.map((p) => [p._id, p]));
+    return ids.filter((id) => doc.has(id)).map((id) => withPresence(doc.get(id)!, presence.get(id) ?? null));
   }
+
+  /**
+   * Ids of the devices matching both filters, in `sort` order of the `drive` side (which holds
+   * the sort fields), after an id when walking in id order. The other side's criteria, if any,
+   * are read first as a set of ids.
+   */
+  private async *matchingIds(f: DeviceFilter, drive: Side, sort: Record<string, 1 | -1>, afterId?: string): AsyncGenerator<string> {
+    const now = new Date();
+    const filters: Record<Side, Document | null> = { registry: registryFilter(f), presence: presenceFilter(f, now) };
+    const cols: Record<Side, Collection<IdDoc>> = { registry: this.sideCol('registry'), presence: this.sideCol('presence') };
+    const other: Side = drive === 'registry' ? 'presence' : 'registry';
+    const otherFilter = filters[other];
+    const allowed = otherFilter && new Set((await cols[other].find(otherFilter, { projection: { _id: 1 } }).toArray()).map((d) => d._id));
+    for await (const d of cols[drive].find(after(filters[drive], afterId), { projection: { _id: 1 } }).sort(sort)) {
+      if (!allowed || allowed.has(d._id)) yield d._id;
+    }
+  }
+
+  /** Either collection, for queries that only need ids. */
+  private sideCol(side: Side): Collection<IdDoc> {
+    return (side === 'registry' ? this.col : this.presence) as unknown as Collection<IdDoc>;
+  }
+
+  /** The side to read in order: the one with criteria, else the registry (every device has one). */
+  private static driveFor(f: DeviceFilter): Side {
+    return presenceFilter(f, new Date()) ? 'presence' : 'registry';
+  }
+
+  /** Up to `limit` ids of matching devices after `afterId`, in id order. */
+  private async idsInOrder(f: DeviceFilter, afterId: string | undefined, limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    if (limit <= 0) return ids;
+    for await (const id of this.matchingIds(f, Devices.driveFor(f), { _id: 1 }, afterId)) {
+      ids.push(id);
+      if (ids.length >= limit) break;
+    }
+    return ids;
+  }
+
+  // ---- operator API: queries, tags, deletion, task results ----
 
   /** One page of devices (without their parameters, except SoftwareVersion) and the total count. */
   async list(
@@ -301,44 +443,49 @@ export class Devices {
     page: { sort: DeviceSort; descending: boolean; limit: number; offset: number },
   ): Promise<{ total: number; items: DeviceDoc[] }> {
     await this.settled();
-    const filter = this.filterQuery(f);
-    const projection: Record<string, 1> = {
-      deviceId: 1,
-      dataModel: 1,
-      root: 1,
-      registeredAt: 1,
-      lastInformAt: 1,
-      lastBootAt: 1,
-      lastBootstrapAt: 1,
-      lastEvents: 1,
-      lastRemote: 1,
-      cwmpVersion: 1,
-      tags: 1,
-      onlineUntil: 1,
-    };
+    const projection: Record<string, 1> = { deviceId: 1, dataModel: 1, root: 1, registeredAt: 1, lastBootAt: 1, lastBootstrapAt: 1, cwmpVersion: 1, tags: 1 };
     for (const k of SOFTWARE_VERSION_KEYS) projection[k] = 1;
     const dir = page.descending ? -1 : 1;
     const sort: Record<string, 1 | -1> = { [SORT_FIELD[page.sort]]: dir };
     if (page.sort !== 'id') sort._id = dir;
-    const [total, items] = await Promise.all([
-      this.col.countDocuments(filter),
-      this.col.find(filter, { projection }).sort(sort).skip(page.offset).limit(page.limit).toArray(),
-    ]);
-    return { total, items };
+    const drive: Side = page.sort === 'lastInformAt' ? 'presence' : 'registry';
+    const own = drive === 'registry' ? registryFilter(f) : presenceFilter(f, new Date());
+    const others = drive === 'registry' ? presenceFilter(f, new Date()) : registryFilter(f);
+    let total = 0;
+    let ids: string[] = [];
+    if (!others) {
+      // Criteria on the sorted side only: the database counts and pages.
+      const col = this.sideCol(drive);
+      const [n, docs] = await Promise.all([
+        col.countDocuments(own ?? {}),
+        col.find(own ?? {}, { projection: { _id: 1 } }).sort(sort).skip(page.offset).limit(page.limit).toArray(),
+      ]);
+      total = n;
+      ids = docs.map((d) => d._id);
+    } else {
+      for await (const id of this.matchingIds(f, drive, sort)) {
+        if (total >= page.offset && ids.length < page.limit) ids.push(id);
+        total++;
+      }
+    }
+    return { total, items: await this.byIds(ids, projection) };
   }
 
   async count(f: DeviceFilter): Promise<number> {
     await this.settled();
-    return this.col.countDocuments(this.filterQuery(f));
+    const registry = registryFilter(f);
+    const presence = presenceFilter(f, new Date());
+    if (!presence) return this.col.countDocuments(registry ?? {});
+    if (!registry) return this.presence.countDocuments(presence);
+    let n = 0;
+    for await (const _id of this.matchingIds(f, 'presence', { _id: 1 })) n++;
+    return n;
   }
 
   /** Ids of matching devices after `after` in id order (campaigns walk the fleet this way). */
-  async idsAfter(f: DeviceFilter, after: string | undefined, limit: number): Promise<string[]> {
+  async idsAfter(f: DeviceFilter, afterId: string | undefined, limit: number): Promise<string[]> {
     await this.settled();
-    const base = this.filterQuery(f);
-    const filter: Filter<DeviceDoc> = after === undefined ? base : { $and: [base, { _id: { $gt: after } }] };
-    const docs = await this.col.find(filter, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(limit).toArray();
-    return docs.map((d) => d._id);
+    return this.idsInOrder(f, afterId, limit);
   }
 
   // ---- issue 5: rules and jobs ----------------------------------------------------------
@@ -347,23 +494,13 @@ export class Devices {
    * Devices in id order after `after`, with what rule evaluation needs: identity, state, tags,
    * and only the named stored parameters (full names).
    */
-  async forRules(after: string | undefined, limit: number, paramNames: readonly string[]): Promise<DeviceDoc[]> {
+  async forRules(afterId: string | undefined, limit: number, paramNames: readonly string[]): Promise<DeviceDoc[]> {
     await this.settled();
-    const projection: Record<string, 1> = {
-      deviceId: 1,
-      dataModel: 1,
-      root: 1,
-      registeredAt: 1,
-      lastInformAt: 1,
-      lastBootAt: 1,
-      tags: 1,
-      onlineUntil: 1,
-      offline: 1,
-      offlineSince: 1,
-    };
+    const projection: Record<string, 1> = { deviceId: 1, dataModel: 1, root: 1, registeredAt: 1, lastBootAt: 1, tags: 1 };
     for (const n of paramNames) projection[`params.${paramKey(n)}`] = 1;
-    const filter: Filter<DeviceDoc> = after === undefined ? {} : { _id: { $gt: after } };
-    return this.col.find(filter, { projection }).sort({ _id: 1 }).limit(limit).toArray();
+    const docs = await this.col.find(after(null, afterId), { projection }).sort({ _id: 1 }).limit(limit).toArray();
+    const presence = new Map((await findByIds(this.presence, docs.map((d) => d._id))).map((p) => [p._id, p]));
+    return docs.map((d) => withPresence(d, presence.get(d._id) ?? null));
   }
 
   /**
@@ -373,12 +510,12 @@ export class Devices {
    */
   async markMissedInforms(now: Date, limit: number): Promise<string[]> {
     await this.settled();
-    const due = await this.col
+    const due = await this.presence
       .find({ onlineUntil: { $lte: now }, offline: { $ne: true } }, { projection: { onlineUntil: 1 } })
       .limit(limit)
       .toArray();
     await updateByIdIf(
-      this.col,
+      this.presence,
       due.map((d) => ({ id: d._id, cond: { onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } })),
     );
     return due.map((d) => d._id);
@@ -387,7 +524,7 @@ export class Devices {
   /** How many devices are marked offline (missed their periodic inform). */
   async offlineCount(): Promise<number> {
     await this.settled();
-    return this.col.countDocuments({ offline: true });
+    return this.presence.countDocuments({ offline: true });
   }
 
   // ---- issue 6: connection reports -------------------------------------------------------
@@ -396,16 +533,14 @@ export class Devices {
    * Matching devices after `after` in id order, with what the connection reports need: identity,
    * registration, online state, and the stored SoftwareVersion and PeriodicInformInterval.
    */
-  async forReports(f: DeviceFilter, after: string | undefined, limit: number): Promise<DeviceDoc[]> {
+  async forReports(f: DeviceFilter, afterId: string | undefined, limit: number): Promise<DeviceDoc[]> {
     await this.settled();
-    const projection: Record<string, 1> = { deviceId: 1, root: 1, registeredAt: 1, lastInformAt: 1, onlineUntil: 1 };
+    const projection: Record<string, 1> = { deviceId: 1, root: 1, registeredAt: 1 };
     for (const r of ROOTS) {
       projection[`params.${paramKey(r + 'DeviceInfo.SoftwareVersion')}`] = 1;
       projection[`params.${paramKey(r + 'ManagementServer.PeriodicInformInterval')}`] = 1;
     }
-    const base = this.filterQuery(f);
-    const filter: Filter<DeviceDoc> = after === undefined ? base : { $and: [base, { _id: { $gt: after } }] };
-    return this.col.find(filter, { projection }).sort({ _id: 1 }).limit(limit).toArray();
+    return this.byIds(await this.idsInOrder(f, afterId, limit), projection);
   }
 
   async exists(id: string): Promise<boolean> {
@@ -415,7 +550,10 @@ export class Devices {
 
   async delete(id: string): Promise<boolean> {
     await this.settled();
-    return (await this.col.deleteOne({ _id: id })).deletedCount === 1;
+    const deleted = (await this.col.deleteOne({ _id: id })).deletedCount === 1;
+    await this.presence.deleteOne({ _id: id });
+    await this.digests?.forget(id); // its next Inform registers it again
+    return deleted;
   }
 
   /** Adds and removes tags; returns the tags after the change, or null when the device is unknown. */
@@ -462,6 +600,8 @@ export class Devices {
     const kept = new Set(keep.map((p) => paramKey(p.name)));
     const unset: Record<string, ''> = {};
     for (const k of Object.keys(doc.params)) if (k.startsWith(prefix) && !kept.has(k)) unset[`params.${k}`] = '';
-    if (Object.keys(unset).length) await this.col.updateOne({ _id: id }, { $unset: unset });
+    if (!Object.keys(unset).length) return;
+    await this.col.updateOne({ _id: id }, { $unset: unset });
+    await this.digests?.forget(id); // the next Inform writes what it reports, whatever it was
   }
 }

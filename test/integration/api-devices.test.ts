@@ -33,7 +33,7 @@ describe('operator API: devices', function () {
     // The last device was last seen long ago: offline, and an old last inform.
     const old = new Date(Date.now() - 3 * 86400_000);
     await acs.devices.flush(); // the sessions' own Inform writes land first
-    await acs.devices.col.updateOne({ _id: cpes[4].id }, { $set: { lastInformAt: old, onlineUntil: new Date(old.getTime() + 5400_000) } });
+    await acs.devices.presence.updateOne({ _id: cpes[4].id }, { $set: { lastInformAt: old, onlineUntil: new Date(old.getTime() + 5400_000) } });
     await acs.flush();
   });
 
@@ -86,6 +86,20 @@ describe('operator API: devices', function () {
     assert.equal((await list('productClass=Nothing')).total, 0);
     // a value that looks like a regex is taken literally
     assert.equal((await list(`idPrefix=${enc('.*')}`)).total, 0);
+  });
+
+  it('sorts and pages with criteria on identity and on presence together', async function () {
+    // cpes[0..3] informed in that order; cpes[4] last informed three days ago.
+    const byRecent = await list('oui=00259E&sort=-lastInformAt&limit=1&offset=1');
+    assert.equal(byRecent.total, 3);
+    assert.deepEqual(ids(byRecent), [cpes[1].id], 'the second most recent of the three');
+    assert.deepEqual(ids(await list('oui=0090D0&sort=lastInformAt')), [cpes[4].id, cpes[3].id]);
+    const onlineById = await list('online=true&sort=id&limit=2&offset=1');
+    assert.equal(onlineById.total, 4);
+    assert.deepEqual(ids(onlineById), cpes.slice(0, 4).map((c) => c.id).sort().slice(1, 3));
+    const offlineTr181 = await list(`online=false&productClass=Router&lastInformBefore=${enc(new Date().toISOString())}`);
+    assert.deepEqual(ids(offlineTr181), [cpes[4].id]);
+    assert.ok(offlineTr181.items[0].lastInformAt < new Date(Date.now() - 86400_000).toISOString());
   });
 
   it('adds and removes tags, and finds devices by tag', async function () {

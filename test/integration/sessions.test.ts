@@ -328,7 +328,7 @@ describe('CWMP sessions (integration)', function () {
       assert.equal(await secured.devices.get(bad.id), null, 'nothing stored for an unauthenticated CPE');
       // Per-device credentials: the device's own username and password.
       const own = cpeFor(secured, { username: '', password: '' });
-      await secured.devices.col.insertOne({ _id: own.id, deviceId: own.opts.deviceId, params: {}, registeredAt: new Date(), lastInformAt: new Date(), lastEvents: [], tags: [] });
+      await secured.devices.col.insertOne({ _id: own.id, deviceId: own.opts.deviceId, params: {}, registeredAt: new Date(), tags: [] });
       await secured.devices.setCpeCredentials(own.id, own.id, 'dev-pass', secured.config.authRealm);
       const ownCpe = new TestCpe({ ...own.opts, username: own.id, password: 'dev-pass' });
       assert.equal((await ownCpe.session()).ended, '204');
