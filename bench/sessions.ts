@@ -387,6 +387,8 @@ const failureText = (p: Phase) => Object.entries(p.failures).map(([k, v]) => `${
 
 interface Cost {
   acsCpuS: number;
+  /** This process: the load generator. */
+  loadCpuS: number;
   dbCpuS: number;
   redisCpuS: number;
   commands: Map<string, number>;
@@ -429,14 +431,16 @@ async function measured(s: Services, acs: Server, run: () => Promise<Phase>): Pr
   const sampler = setInterval(() => (rssMax = Math.max(rssMax, rss())), 250);
   await drained(s); // nothing left over from the phase before
   const [acs0, db0, redis0, cmd0] = [sum(pids.map(cpuOf)), s.dbPid ? cpuOf(s.dbPid) : NaN, await redisCpu(s), await dbCommands(s)];
+  const load0 = process.cpuUsage();
   const phase = await run();
+  const load = process.cpuUsage(load0);
   const storedS = phase.elapsedS + (await drained(s));
   const [acs1, db1, redis1, cmd1] = [sum(pids.map(cpuOf)), s.dbPid ? cpuOf(s.dbPid) : NaN, await redisCpu(s), await dbCommands(s)];
   clearInterval(sampler);
   rssMax = Math.max(rssMax, rss());
   const commands = new Map<string, number>();
   for (const [k, v] of cmd1) if (v - (cmd0.get(k) ?? 0) > 0) commands.set(k, v - (cmd0.get(k) ?? 0));
-  return { phase, cost: { acsCpuS: acs1 - acs0, dbCpuS: db1 - db0, redisCpuS: redis1 - redis0, commands }, rssMax, storedS };
+  return { phase, cost: { acsCpuS: acs1 - acs0, loadCpuS: (load.user + load.system) / 1e6, dbCpuS: db1 - db0, redisCpuS: redis1 - redis0, commands }, rssMax, storedS };
 }
 
 interface Row {
@@ -448,6 +452,7 @@ interface Row {
   p50: number;
   p99: number;
   acsMs: number;
+  loadMs: number;
   dbMs: number;
   redisMs: number;
   commands: string;
@@ -509,6 +514,7 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
     p50: percentile(half.latencies, 50),
     p99: percentile(half.latencies, 99),
     acsMs: per(sat.cost.acsCpuS),
+    loadMs: per(sat.cost.loadCpuS),
     dbMs: per(sat.cost.dbCpuS),
     redisMs: per(sat.cost.redisCpuS),
     commands,
@@ -572,8 +578,8 @@ async function main(): Promise<void> {
       `Periodic sessions (Inform → InformResponse → empty POST → 204); ACS with ${args.workers} worker(s); ${args.seconds} s per phase; concurrency ${args.concurrency};`,
       `ceiling: a trivial Node server answering the same two requests, ${args.workers} worker(s): ${f(top)} sessions/s`,
       table(
-        ['devices', 'registered', 'sessions/s (saturation)', '% of ceiling', 'failures', 'half load: sessions/s', 'p50 ms', 'p99 ms', 'ACS CPU ms/session', 'ACS RSS MB', 'DB CPU ms/session', 'Redis CPU ms/session', 'DB commands/session'],
-        rows.map((r) => [String(r.devices), r.register, f(r.rate), f((r.rate / top) * 100), r.failures, f(r.halfRate), f(r.p50, 1), f(r.p99, 1), f(r.acsMs, 2), f(r.rssMb), f(r.dbMs, 2), f(r.redisMs, 2), r.commands]),
+        ['devices', 'registered', 'sessions/s (saturation)', '% of ceiling', 'failures', 'half load: sessions/s', 'p50 ms', 'p99 ms', 'ACS CPU ms/session', 'ACS RSS MB', 'DB CPU ms/session', 'Redis CPU ms/session', 'load generator CPU ms/session', 'DB commands/session'],
+        rows.map((r) => [String(r.devices), r.register, f(r.rate), f((r.rate / top) * 100), r.failures, f(r.halfRate), f(r.p50, 1), f(r.p99, 1), f(r.acsMs, 2), f(r.rssMb), f(r.dbMs, 2), f(r.redisMs, 2), f(r.loadMs, 2), r.commands]),
       ),
     );
 
