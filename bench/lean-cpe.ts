@@ -14,10 +14,13 @@ export interface LeanResult {
 }
 
 const ID = /(<cwmp:ID[^>]*>)[^<]*(<\/cwmp:ID>)/;
+const EMPTY = Buffer.alloc(0);
 
 export class LeanCpe {
-  private readonly head: string;
-  private readonly tail: string;
+  // Buffers, not strings: their bytes live outside the JS heap, so a fleet of 100,000 Informs
+  // adds nothing to the load generator's garbage collections.
+  private readonly head: Buffer;
+  private readonly tail: Buffer;
   private seq = 0;
 
   constructor(
@@ -28,31 +31,31 @@ export class LeanCpe {
     const xml = cpe.informXml();
     const m = ID.exec(xml);
     if (!m) throw new Error('the Inform has no cwmp:ID');
-    this.head = xml.slice(0, m.index) + m[1];
-    this.tail = m[2] + xml.slice(m.index + m[0].length);
+    this.head = Buffer.from(xml.slice(0, m.index) + m[1]);
+    this.tail = Buffer.from(m[2] + xml.slice(m.index + m[0].length));
   }
 
   async session(): Promise<LeanResult> {
     const t0 = performance.now();
     const done = (failure?: string, message?: string): LeanResult => ({ ok: !failure, failure, message, durationMs: performance.now() - t0 });
     try {
-      const inform = await this.post(this.head + String(++this.seq) + this.tail);
+      const inform = await this.post(Buffer.concat([this.head, Buffer.from(String(++this.seq)), this.tail]));
       if (inform.status !== 200 || !inform.body.includes('InformResponse')) {
         const fault = /<FaultCode>(\d+)<\/FaultCode>/.exec(inform.body)?.[1];
         return done(fault ? `fault ${fault}` : `HTTP ${inform.status}`, inform.body.slice(0, 200));
       }
       const cookie = inform.cookie;
       if (!cookie) return done('error', 'no session cookie');
-      const end = await this.post('', cookie);
+      const end = await this.post(EMPTY, cookie);
       return end.status === 204 ? done() : done(`HTTP ${end.status}`, end.body.slice(0, 200));
     } catch (err) {
       return done('error', (err as Error).message);
     }
   }
 
-  private post(body: string, cookie?: string): Promise<{ status: number; body: string; cookie?: string }> {
+  private post(body: Buffer, cookie?: string): Promise<{ status: number; body: string; cookie?: string }> {
     return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'text/xml; charset="utf-8"', 'Content-Length': Buffer.byteLength(body) };
+      const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'text/xml; charset="utf-8"', 'Content-Length': body.length };
       if (cookie) headers.Cookie = cookie;
       const req = http.request({ host: this.url.hostname, port: this.url.port, path: this.url.pathname, method: 'POST', agent: this.agent, headers }, (res) => {
         let data = '';

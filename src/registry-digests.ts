@@ -4,8 +4,9 @@
 // nothing but liveness, which lives in the small presence document, see src/devices.ts).
 //
 // A digest is only remembered once the write it describes is stored, and forgotten by every other
-// write to the reported values, so a wrong "unchanged" can only come from outside this ACS (a
-// database restored or emptied under a running Redis): the TTL bounds how long that lasts.
+// write to the reported values, so a wrong "unchanged" needs a database restored or emptied under
+// a running Redis, or a device deleted by one process in the instant another stores its Inform:
+// the TTL bounds how long either lasts.
 import { createHash } from 'node:crypto';
 import type { Redis } from './redis';
 
