@@ -264,9 +264,11 @@ export class Devices {
 
   /**
    * Registries stored before presence had its own documents keep it in the device document:
-   * moved once, at start-up, so an upgrade loses no device's last Inform or online state.
+   * moved at start-up, so an upgrade loses no device's last Inform or online state. Looked for
+   * only while some devices have no presence (a start after an interrupted move goes on with it).
    */
   private async movePresence(): Promise<void> {
+    if ((await this.presence.estimatedDocumentCount()) >= (await this.col.estimatedDocumentCount())) return;
     const projection = Object.fromEntries(PRESENCE_FIELDS.map((k) => [k, 1]));
     const old = await this.sideCol('registry').find({ lastInformAt: { $exists: true } }, { projection }).toArray();
     for (let i = 0; i < old.length; i += 500) {
