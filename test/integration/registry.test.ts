@@ -3,27 +3,24 @@
 // stored values makes the next Inform write again; registries from before the split are moved.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Inform } from '../../cwmp/types';
 import { connectDatabase, type Database } from '../../src/db';
 import { Devices } from '../../src/devices';
 import { createLogger } from '../../src/logger';
 import { connectRedis, type Redis } from '../../src/redis';
 import { RegistryDigests } from '../../src/registry-digests';
 import { services } from '../hooks';
+import { parsedInform } from '../support/informs';
 
 const ID = '00AAAA-PC-R1';
-const inform = (sw: string, event = '2 PERIODIC'): Inform => ({
-  method: 'Inform',
-  deviceId: { manufacturer: 'M', oui: '00AAAA', productClass: 'PC', serialNumber: 'R1' },
-  events: [{ eventCode: event, commandKey: '' }],
-  maxEnvelopes: 1,
-  currentTime: new Date().toISOString(),
-  retryCount: 0,
-  parameterList: [
-    { name: 'Device.DeviceInfo.SoftwareVersion', value: sw, type: 'xsd:string' },
-    { name: 'Device.ManagementServer.PeriodicInformInterval', value: '600', type: 'xsd:unsignedInt' },
-  ],
-});
+const inform = (sw: string, event?: string) =>
+  parsedInform(
+    'R1',
+    [
+      ['Device.DeviceInfo.SoftwareVersion', sw, 'xsd:string'],
+      ['Device.ManagementServer.PeriodicInformInterval', '600', 'xsd:unsignedInt'],
+    ],
+    event,
+  );
 
 describe('device registry: registry and presence documents', function () {
   this.timeout(30_000);

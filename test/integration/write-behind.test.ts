@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { AnyBulkWriteOperation, Collection } from 'mongodb';
-import type { Inform } from '../../cwmp/types';
 import { BatchWriter } from '../../src/batch-writer';
 import { connectDatabase, type Database } from '../../src/db';
 import { createLogger } from '../../src/logger';
@@ -12,6 +11,7 @@ import { Devices } from '../../src/devices';
 import { Rollups } from '../../src/rollups';
 import { SessionLog, type SessionOpen } from '../../src/session-log';
 import { services } from '../hooks';
+import { parsedInform } from '../support/informs';
 
 interface Doc {
   _id: string;
@@ -137,23 +137,13 @@ describe('write-behind (integration)', function () {
 
   it('merges buffered registry updates of one device: the later Inform wins, registration stays', async () => {
     const devices = new Devices(database.db, 300, log, 10_000);
-    const inform = (serial: string, sw: string, event = '2 PERIODIC'): Inform => ({
-      method: 'Inform',
-      deviceId: { manufacturer: 'M', oui: '00AAAA', productClass: 'PC', serialNumber: serial },
-      events: [{ eventCode: event, commandKey: '' }],
-      maxEnvelopes: 1,
-      currentTime: new Date().toISOString(),
-      retryCount: 0,
-      parameterList: [
-        { name: 'Device.DeviceInfo.SoftwareVersion', value: sw, type: 'xsd:string' },
-        ...(sw === '1' ? [{ name: 'Device.DeviceInfo.UpTime', value: '5', type: 'xsd:unsignedInt' }] : []),
-      ],
-    });
+    const sw = (v: string): [string, string, string] => ['Device.DeviceInfo.SoftwareVersion', v, 'xsd:string'];
+    const upTime: [string, string, string] = ['Device.DeviceInfo.UpTime', '5', 'xsd:unsignedInt'];
     const t0 = new Date(Date.UTC(2026, 10, 1, 10));
     const t1 = new Date(t0.getTime() + 60_000);
-    await devices.recordInform('00AAAA-PC-M1', inform('M1', '1'), { now: t0, remote: '10.0.0.1' });
-    await devices.recordInform('00AAAA-PC-M2', inform('M2', '1'), { now: t0 });
-    await devices.recordInform('00AAAA-PC-M1', inform('M1', '2'), { now: t1, remote: '10.0.0.2' });
+    await devices.recordInform('00AAAA-PC-M1', parsedInform('M1', [sw('1'), upTime]), { now: t0, remote: '10.0.0.1' });
+    await devices.recordInform('00AAAA-PC-M2', parsedInform('M2', [sw('1'), upTime]), { now: t0 });
+    await devices.recordInform('00AAAA-PC-M1', parsedInform('M1', [sw('2')]), { now: t1, remote: '10.0.0.2' });
     assert.equal(devices.backlog, 4, 'two devices, a registry and a presence update each');
     const m1 = await devices.get('00AAAA-PC-M1'); // stores the buffer first
     assert.equal(devices.backlog, 0);
