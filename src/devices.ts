@@ -180,6 +180,14 @@ function presenceFilter(f: DeviceFilter, now: Date): Document | null {
   return combine(and);
 }
 
+type Side = 'registry' | 'presence';
+type Filters = Record<Side, Document | null>;
+
+/** A DeviceFilter as criteria on each document (null: none on that side). */
+function filtersOf(f: DeviceFilter, now = new Date()): Filters {
+  return { registry: registryFilter(f), presence: presenceFilter(f, now) };
+}
+
 function withPresence(doc: RegistryDoc, presence: PresenceDoc | null): DeviceDoc {
   return { ...(presence as PresenceDoc), ...doc };
 }
@@ -195,7 +203,6 @@ function after(filter: Document | null, id: string | undefined): Document {
   return filter ? { $and: [filter, past] } : past;
 }
 
-type Side = 'registry' | 'presence';
 /** Either collection seen as documents with a string id, for queries built as plain documents. */
 type IdDoc = { _id: string; [field: string]: unknown };
 
@@ -300,6 +307,8 @@ export class Devices {
     };
     if (ctx.remote) presence.lastRemote = ctx.remote;
     this.presenceWriter.add({ updateOne: { filter: { _id: id }, update: { $set: presence }, upsert: true } }, id);
+    // Asked now so the round trip overlaps the privacy filter's; a boot writes the registry anyway.
+    const storedDigest = boot || bootstrap ? null : (this.digests?.get(id) ?? null);
 
     const set: Record<string, unknown> = { deviceId: inform.deviceId };
     if (ctx.cwmpVersion) set.cwmpVersion = ctx.cwmpVersion;
@@ -334,7 +343,7 @@ export class Devices {
       await this.settled();
       await this.col.updateOne(updateOne.filter, updateOne.update, { upsert: true });
       this.digests?.remember([[id, digest]]);
-    } else if (!this.digests || (await this.digests.get(id)) !== digest) {
+    } else if ((await storedDigest) !== digest) {
       const op = { updateOne };
       this.digestOfOp.set(op, [id, digest]);
       this.informWriter.add(op, id);
@@ -393,10 +402,14 @@ export class Devices {
 
   /** The devices with these ids, in this order, with their presence (unknown ids left out). */
   private async byIds(ids: readonly string[], projection?: Record<string, 1>): Promise<DeviceDoc[]> {
-    const [docs, presences] = await Promise.all([findByIds(this.col, ids, projection), findByIds(this.presence, ids)]);
-    const doc = new Map(docs.map((d) => [d._id, d]));
-    const presence = new Map(presences.map((p) => [p._id, p]));
-    return ids.filter((id) => doc.has(id)).map((id) => withPresence(doc.get(id)!, presence.get(id) ?? null));
+    const doc = new Map((await findByIds(this.col, ids, projection)).map((d) => [d._id, d]));
+    return this.withPresences(ids.filter((id) => doc.has(id)).map((id) => doc.get(id)!));
+  }
+
+  /** Registry documents with their presence, in the same order. */
+  private async withPresences(docs: RegistryDoc[]): Promise<DeviceDoc[]> {
+    const presence = new Map((await findByIds(this.presence, docs.map((d) => d._id))).map((p) => [p._id, p]));
+    return docs.map((d) => withPresence(d, presence.get(d._id) ?? null));
   }
 
   /**
@@ -404,9 +417,7 @@ export class Devices {
    * the sort fields), after an id when walking in id order. The other side's criteria, if any,
    * are read first as a set of ids.
    */
-  private async *matchingIds(f: DeviceFilter, drive: Side, sort: Record<string, 1 | -1>, afterId?: string): AsyncGenerator<string> {
-    const now = new Date();
-    const filters: Record<Side, Document | null> = { registry: registryFilter(f), presence: presenceFilter(f, now) };
+  private async *matchingIds(filters: Filters, drive: Side, sort: Record<string, 1 | -1>, afterId?: string): AsyncGenerator<string> {
     const cols: Record<Side, Collection<IdDoc>> = { registry: this.sideCol('registry'), presence: this.sideCol('presence') };
     const other: Side = drive === 'registry' ? 'presence' : 'registry';
     const otherFilter = filters[other];
@@ -421,16 +432,13 @@ export class Devices {
     return (side === 'registry' ? this.col : this.presence) as unknown as Collection<IdDoc>;
   }
 
-  /** The side to read in order: the one with criteria, else the registry (every device has one). */
-  private static driveFor(f: DeviceFilter): Side {
-    return presenceFilter(f, new Date()) ? 'presence' : 'registry';
-  }
-
   /** Up to `limit` ids of matching devices after `afterId`, in id order. */
   private async idsInOrder(f: DeviceFilter, afterId: string | undefined, limit: number): Promise<string[]> {
     const ids: string[] = [];
     if (limit <= 0) return ids;
-    for await (const id of this.matchingIds(f, Devices.driveFor(f), { _id: 1 }, afterId)) {
+    const filters = filtersOf(f);
+    // Read in order the side with criteria on presence, else the registry (every device has one).
+    for await (const id of this.matchingIds(filters, filters.presence ? 'presence' : 'registry', { _id: 1 }, afterId)) {
       ids.push(id);
       if (ids.length >= limit) break;
     }
@@ -451,8 +459,9 @@ export class Devices {
     const sort: Record<string, 1 | -1> = { [SORT_FIELD[page.sort]]: dir };
     if (page.sort !== 'id') sort._id = dir;
     const drive: Side = page.sort === 'lastInformAt' ? 'presence' : 'registry';
-    const own = drive === 'registry' ? registryFilter(f) : presenceFilter(f, new Date());
-    const others = drive === 'registry' ? presenceFilter(f, new Date()) : registryFilter(f);
+    const filters = filtersOf(f);
+    const own = filters[drive];
+    const others = filters[drive === 'registry' ? 'presence' : 'registry'];
     let total = 0;
     let ids: string[] = [];
     if (!others) {
@@ -465,7 +474,7 @@ export class Devices {
       total = n;
       ids = docs.map((d) => d._id);
     } else {
-      for await (const id of this.matchingIds(f, drive, sort)) {
+      for await (const id of this.matchingIds(filters, drive, sort)) {
         if (total >= page.offset && ids.length < page.limit) ids.push(id);
         total++;
       }
@@ -475,12 +484,11 @@ export class Devices {
 
   async count(f: DeviceFilter): Promise<number> {
     await this.settled();
-    const registry = registryFilter(f);
-    const presence = presenceFilter(f, new Date());
-    if (!presence) return this.col.countDocuments(registry ?? {});
-    if (!registry) return this.presence.countDocuments(presence);
+    const filters = filtersOf(f);
+    if (!filters.presence) return this.col.countDocuments(filters.registry ?? {});
+    if (!filters.registry) return this.presence.countDocuments(filters.presence);
     let n = 0;
-    for await (const _id of this.matchingIds(f, 'presence', { _id: 1 })) n++;
+    for await (const _id of this.matchingIds(filters, 'presence', { _id: 1 })) n++;
     return n;
   }
 
@@ -500,9 +508,7 @@ export class Devices {
     await this.settled();
     const projection: Record<string, 1> = { deviceId: 1, dataModel: 1, root: 1, registeredAt: 1, lastBootAt: 1, tags: 1 };
     for (const n of paramNames) projection[`params.${paramKey(n)}`] = 1;
-    const docs = await this.col.find(after(null, afterId), { projection }).sort({ _id: 1 }).limit(limit).toArray();
-    const presence = new Map((await findByIds(this.presence, docs.map((d) => d._id))).map((p) => [p._id, p]));
-    return docs.map((d) => withPresence(d, presence.get(d._id) ?? null));
+    return this.withPresences(await this.col.find(after(null, afterId), { projection }).sort({ _id: 1 }).limit(limit).toArray());
   }
 
   /**
