@@ -354,6 +354,7 @@ async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: n
       if (idx < 0) return; // fewer devices than workers
       busy[idx] = 1;
       started++;
+      if (limit.count !== undefined && started % 5000 === 0) log(`  … ${started} of ${limit.count} started`);
       const r = await fleet[idx]();
       busy[idx] = 0;
       if (r.ok) {
@@ -375,7 +376,6 @@ async function runPhase(fleet: Runner[], concurrency: number, limit: { count?: n
           log(`first failure: ${kind}${r.message ? `: ${r.message}` : ''}`);
         }
       }
-      if (limit.count !== undefined && started % 5000 === 0) log(`  … ${started} of ${limit.count} started`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
