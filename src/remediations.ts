@@ -30,6 +30,7 @@ import type { Collection, Db, Filter } from 'mongodb';
 import { ensureIndexes } from './db';
 import type { Logger } from './logger';
 import type { Redis } from './redis';
+import { releaseLock, takeLock } from './redis-lock';
 import type { Fact } from './rules/evaluate';
 import { opText, resolveValue, test as testValue } from './rules/evaluate';
 import type { Check, Op, Scalar, Scope, Value } from './rules/model';
@@ -167,7 +168,6 @@ const SWEEP_BATCH = 500;
 /** The per-record lock: how long it is held at most, how long a change waits for it. */
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 15_000;
-const UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 /** How long after its last change an in-flight record is still re-judged by the sweep. */
 const RECHECK_MS = 10 * 60_000;
 
@@ -378,14 +378,14 @@ export class Remediations {
     const key = `remediation:lock:${id}`;
     const token = randomUUID();
     const deadline = Date.now() + LOCK_WAIT_MS;
-    while ((await this.redis.set(key, token, 'PX', LOCK_TTL_MS, 'NX')) !== 'OK') {
+    while (!(await takeLock(this.redis, key, token, LOCK_TTL_MS))) {
       if (Date.now() > deadline) throw new Error(`remediation ${id} is busy (locked); try again`);
       await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 15)));
     }
     try {
       return await fn();
     } finally {
-      await this.redis.eval(UNLOCK, 1, key, token).catch(() => undefined);
+      await releaseLock(this.redis, key, token).catch(() => undefined);
     }
   }
 

@@ -2,37 +2,21 @@
 // parked while their CPE reconnects (possibly to another worker), and the registry of live ACS
 // processes used to close the records of sessions whose process died.
 import type { Redis } from './redis';
-
-// Compare-and-delete / compare-and-expire: only the holder may release or extend its lock.
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+import { extendLock, releaseLock, takeLock } from './redis-lock';
 
 const PROCS = 'procs';
 const HEARTBEAT_MS = 5_000;
 /** A process that has not beaten for this long is dead. */
 const DEAD_AFTER_MS = 20_000;
 
-/** The connection with the lock scripts defined: sent as EVALSHA, the script text once per connection. */
-type WithLockScripts = Redis & {
-  lockRelease(key: string, session: string): Promise<number>;
-  lockExtend(key: string, session: string, ttlMs: number): Promise<number>;
-};
-
 export class SessionStore {
   private beat: NodeJS.Timeout | null = null;
-  private readonly redis: WithLockScripts;
 
-  constructor(redis: Redis) {
-    // Every session releases its lock: as EVAL, Redis hashed the script text on each call
-    // (15 µs against 2 µs for a GET) and the text went over the wire every time.
-    redis.defineCommand('lockRelease', { numberOfKeys: 1, lua: RELEASE });
-    redis.defineCommand('lockExtend', { numberOfKeys: 1, lua: EXTEND });
-    this.redis = redis as WithLockScripts;
-  }
+  constructor(private readonly redis: Redis) {}
 
   /** Takes the device's session lock for this session; false when another session holds it. */
   async lock(device: string, session: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(`lock:${device}`, session, 'PX', ttlMs, 'NX')) === 'OK';
+    return takeLock(this.redis, `lock:${device}`, session, ttlMs);
   }
 
   async holder(device: string): Promise<string | null> {
@@ -40,11 +24,11 @@ export class SessionStore {
   }
 
   async extend(device: string, session: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.lockExtend(`lock:${device}`, session, ttlMs)) === 1;
+    return extendLock(this.redis, `lock:${device}`, session, ttlMs);
   }
 
   async unlock(device: string, session: string): Promise<void> {
-    await this.redis.lockRelease(`lock:${device}`, session);
+    await releaseLock(this.redis, `lock:${device}`, session);
   }
 
   /** Parks a session whose connection closed, for its CPE to resume on any worker. */
