@@ -13,7 +13,7 @@ import (
 // first time a record of an enabled level reaches the handler.
 type lazyHandler struct {
 	parent *lazyHandler
-	base   slog.Handler // the real handler (root only)
+	base   slog.Handler // the real handler at the root, which decides the level
 	attrs  []slog.Attr
 	group  string
 
@@ -25,15 +25,8 @@ func newLazyHandler(base slog.Handler) *lazyHandler {
 	return &lazyHandler{base: base}
 }
 
-func (h *lazyHandler) root() *lazyHandler {
-	for h.parent != nil {
-		h = h.parent
-	}
-	return h
-}
-
 func (h *lazyHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return h.root().base.Enabled(ctx, level)
+	return h.base.Enabled(ctx, level)
 }
 
 func (h *lazyHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -44,14 +37,14 @@ func (h *lazyHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
-	return &lazyHandler{parent: h, attrs: attrs}
+	return &lazyHandler{parent: h, base: h.base, attrs: attrs}
 }
 
 func (h *lazyHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &lazyHandler{parent: h, group: name}
+	return &lazyHandler{parent: h, base: h.base, group: name}
 }
 
 // resolve builds the real handler this one stands for, once.
