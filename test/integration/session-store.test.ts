@@ -36,6 +36,20 @@ describe('session store: the device lock', function () {
     await store.unlock('D1', 's2');
   });
 
+  it('releases on a new connection in the same tick as other commands (one auto-pipeline)', async () => {
+    const { redisUrl } = await services();
+    const fresh = connectRedis(redisUrl, `test:lock:${randomBytes(4).toString('hex')}:`);
+    try {
+      const own = new SessionStore(fresh);
+      assert.equal(await own.lock('D3', 's1', 5_000), true);
+      const [holder] = await Promise.all([fresh.get('lock:D3'), own.unlock('D3', 's1'), fresh.get('other')]);
+      assert.equal(holder, 's1');
+      assert.equal(await own.holder('D3'), null);
+    } finally {
+      fresh.disconnect();
+    }
+  });
+
   it('still releases and extends after Redis forgot the scripts', async () => {
     assert.equal(await store.lock('D2', 's1', 5_000), true);
     await redis.script('FLUSH');
