@@ -18,7 +18,7 @@
 // The database is MONGODB_URL when set, else a local FerretDB the bench starts (and deletes);
 // Redis is REDIS_URL, else the local one (started when none answers). Each ACS run uses its own
 // database name and Redis prefix.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,6 +29,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
+import { cpuOf, rssOf } from './proc';
 import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService } from '../tools/local-services';
 
 type Register = 'periodic' | 'boot' | 'bootstrap';
@@ -120,34 +121,6 @@ function parseArgs(argv: string[]): Args {
 // ---- measuring ------------------------------------------------------------------------------
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
-
-let clkTck = 100;
-try {
-  clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-} catch {
-  /* keep 100 */
-}
-
-/** VmRSS in bytes, or NaN when unreadable. */
-function rssOf(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** utime + stime in seconds, or NaN when unreadable. */
-function cpuOf(pid: number): number {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / clkTck;
-  } catch {
-    return NaN;
-  }
-}
 
 /** The process and its children (an ACS primary and its cluster workers). */
 const treeOf = (pid: number): number[] => [pid, ...childPids(pid)];
