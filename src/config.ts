@@ -27,6 +27,10 @@ export interface Config {
   adminToken?: string;
   /** Largest JSON body the operator API reads (bytes). */
   apiMaxBodyBytes: number;
+  /** Time a request to the operator API has to arrive whole (ms); streamed uploads excepted. */
+  apiRequestTimeoutMs: number;
+  /** A streamed upload is cut after this long without a byte (ms). */
+  apiUploadIdleMs: number;
   /** Check every API response against its documented schema (tests; answers 500 on a mismatch). */
   apiCheckResponses: boolean;
   /** express "trust proxy" for client addresses in the audit log (e.g. "loopback", "1"); unset = off. */
@@ -208,6 +212,8 @@ export function loadConfig(env: Env = process.env): Config {
     apiHost: env.ACS_API_HOST || '0.0.0.0',
     adminToken: adminToken(env.ACS_ADMIN_TOKEN),
     apiMaxBodyBytes: int(env, 'ACS_API_MAX_BODY_BYTES', 1024 * 1024),
+    apiRequestTimeoutMs: int(env, 'ACS_API_REQUEST_TIMEOUT_MS', 120_000),
+    apiUploadIdleMs: int(env, 'ACS_API_UPLOAD_IDLE_MS', 60_000),
     apiCheckResponses: bool(env, 'ACS_API_CHECK_RESPONSES', false),
     trustProxy: env.ACS_TRUST_PROXY || undefined,
     metricsPublic: bool(env, 'ACS_METRICS_PUBLIC', false),

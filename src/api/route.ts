@@ -59,6 +59,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { redact } from '../audit';
 import { roleAtLeast, type Principal, type Role } from '../operators';
+import { receiveWhileMoving } from './deadlines';
 import type { ApiServices } from './services';
 
 export type Access = Role | 'public';
@@ -258,6 +259,7 @@ export function mount(router: Router, routes: Route[], s: ApiServices): void {
         } else if (!spec.stream && hasBody(req)) {
           throw new ApiError(400, `${action} takes no request body`);
         }
+        if (spec.stream) receiveWhileMoving(req, s.config.apiUploadIdleMs); // authorised: it may take long
         ctx = { params, query: q.data, body, operator, ip: req.ip ?? req.socket.remoteAddress ?? 'unknown', req, res };
         result = await spec.handler(ctx);
         status = spec.response.status;

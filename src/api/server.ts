@@ -10,6 +10,7 @@ import { campaignsRoutes } from './campaigns-routes';
 import { devicesRoutes } from './devices-routes';
 import { filesRoutes } from './files-routes'; // files (issue 3, connection requests & files)
 import { operatorsRoutes } from './operators-routes';
+import { receiveDeadline } from './deadlines';
 import { mount, openApiDocument, toApiError, type Route } from './route';
 import type { ApiServices } from './services';
 import { systemRoutes } from './system-routes';
@@ -65,6 +66,7 @@ export function apiApp(services: Omit<ApiServices, 'openapi'>): express.Express 
     const v = s.config.trustProxy;
     app.set('trust proxy', /^\d+$/.test(v) ? Number(v) : v === 'true' ? true : v);
   }
+  app.use(receiveDeadline(s.config.apiRequestTimeoutMs));
   app.use((_req: Request, res: Response, next: NextFunction) => {
     // What helmet would set for a JSON API: nothing here is meant to be framed, sniffed or cached.
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -95,7 +97,7 @@ export async function startApi(services: Omit<ApiServices, 'openapi'>, host: str
   const app = apiApp(services);
   const server = http.createServer(app);
   server.headersTimeout = 20_000;
-  server.requestTimeout = 120_000;
+  server.requestTimeout = 0; // src/api/deadlines.ts: a time per request, not one for all
   server.keepAliveTimeout = 5_000;
   const bound = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);

@@ -351,3 +351,81 @@ describe('files (integration)', function () {
     assert.equal(parseRange(undefined, 10), null);
   });
 });
+
+/** Outcome of a request whose body is sent in pieces: the answer, or how the connection ended without one. */
+type Trickled = { status: number; body: any } | { closed: string };
+
+/**
+ * Sends `pieces` of a body, waiting `gaps[i]` ms before piece i; Content-Length is the whole,
+ * so the server sees a request still arriving during the gaps.
+ */
+function trickle(url: string, method: string, headers: http.OutgoingHttpHeaders, pieces: Buffer[], gaps: number[]): Promise<Trickled> {
+  return new Promise((resolve) => {
+    const length = pieces.reduce((n, p) => n + p.length, 0);
+    const req = http.request(url, { method, agent: false, headers: { ...headers, 'Content-Length': length } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('error', (err) => resolve({ closed: err.message }));
+    void (async () => {
+      for (let i = 0; i < pieces.length; i++) {
+        await new Promise((r) => setTimeout(r, gaps[i] ?? 0));
+        if (req.destroyed) return;
+        req.write(pieces[i]);
+      }
+      req.end();
+    })();
+  });
+}
+
+describe('API request time limits (integration)', function () {
+  this.timeout(30_000);
+  const LIMIT_MS = 600;
+  let acs: TestAcs;
+  let base: string;
+  const auth = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+
+  before(async () => {
+    acs = await startTestAcs({ adminToken: ADMIN_TOKEN, apiHost: '127.0.0.1', apiRequestTimeoutMs: LIMIT_MS, apiUploadIdleMs: LIMIT_MS });
+    base = `http://127.0.0.1:${acs.apiPort}`;
+  });
+  after(async () => {
+    await acs?.stop();
+  });
+
+  it('stores an upload that takes longer than the request limit as long as its bytes keep coming', async () => {
+    const pieces = Array.from({ length: 8 }, () => randomBytes(50_000));
+    const whole = Buffer.concat(pieces);
+    const t0 = Date.now();
+    const r = await trickle(`${base}/api/v1/files/slow.bin?fileType=3%20Vendor%20Configuration%20File`, 'PUT', { ...auth, 'Content-Type': 'application/octet-stream' }, pieces, pieces.map(() => LIMIT_MS / 3));
+    assert.ok(Date.now() - t0 > 2 * LIMIT_MS, 'the upload took longer than the limit');
+    assert.ok('status' in r, `answered, not cut: ${JSON.stringify(r)}`);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual([r.body.size, r.body.sha256], [whole.length, sha256(whole)]);
+  });
+
+  it('cuts an upload that stops sending for the idle limit and keeps nothing of it', async () => {
+    const chunks = () => acs.database.db.collection('file_data.chunks').countDocuments();
+    const before = await chunks();
+    const r = await trickle(`${base}/api/v1/files/stalled.bin?fileType=3%20Vendor%20Configuration%20File`, 'PUT', { ...auth, 'Content-Type': 'application/octet-stream' }, [randomBytes(50_000), randomBytes(50_000)], [0, 3 * LIMIT_MS]);
+    assert.ok('closed' in r, `the connection was cut: ${JSON.stringify(r)}`);
+    let left = { record: -1, chunks: -1 };
+    for (const until = Date.now() + 5000; Date.now() < until; await new Promise((res) => setTimeout(res, 100))) {
+      left = { record: await acs.database.db.collection('files').countDocuments({ _id: 'stalled.bin' } as never), chunks: (await chunks()) - before };
+      if (!left.record && !left.chunks) break;
+    }
+    assert.deepEqual(left, { record: 0, chunks: 0 }, 'no file record and no stored bytes left');
+  });
+
+  it('answers 408 to a JSON body that does not arrive whole within the limit, and the server goes on', async () => {
+    const body = Buffer.from(JSON.stringify({ name: 'slow-op', role: 'viewer' }));
+    const r = await trickle(`${base}/api/v1/operators`, 'POST', { ...auth, 'Content-Type': 'application/json' }, [body.subarray(0, 5), body.subarray(5)], [0, 3 * LIMIT_MS]);
+    assert.ok('status' in r, `answered: ${JSON.stringify(r)}`);
+    assert.equal(r.status, 408);
+    assert.match(r.body.error.message, /did not arrive whole within 0\.6 s/);
+    const list = await new ApiClient(base, ADMIN_TOKEN).get('/api/v1/operators');
+    assert.equal(list.status, 200);
+    assert.ok(!JSON.stringify(list.body).includes('slow-op'), 'nothing was created');
+  });
+});
