@@ -12,13 +12,14 @@ export async function offlineQueue(rt: JobRuntime, devices: Devices, everyMs: nu
   const queue = rt.queue<Record<string, never>>(OFFLINE_QUEUE, { attempts: 3 });
   rt.process(queue, 1, async () => {
     const now = new Date();
-    let marked = 0;
+    let [marked, dropped] = [0, 0];
     for (let i = 0; i < 100; i++) {
-      const ids = await devices.markMissedInforms(now, BATCH);
-      marked += ids.length;
-      if (ids.length < BATCH) break;
+      const r = await devices.markMissedInforms(now, BATCH);
+      marked += r.marked.length;
+      dropped += r.dropped;
+      if (r.marked.length + r.dropped < BATCH) break;
     }
-    return { marked, offline: await devices.offlineCount() };
+    return { marked, dropped, offline: await devices.offlineCount() };
   });
   if (everyMs > 0) await rt.repeat(queue, 'detect', {}, { everyMs });
   return { queue };

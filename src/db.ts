@@ -70,12 +70,32 @@ export async function updateByIdIf<T extends Document>(col: Collection<T>, items
   }
   let matched = 0;
   for (const u of items) {
-    const doc = await col.findOne({ _id: u.id } as never);
-    if (!doc || !Object.entries(u.cond).every(([k, v]) => isDeepStrictEqual(doc[k], v))) continue;
+    if (!(await stillMatches(col, u.id, u.cond))) continue;
     await col.updateOne({ _id: u.id } as never, u.update);
     matched++;
   }
   return matched;
+}
+
+/** Deletes each document that still matches its condition, as updateByIdIf updates; returns how many. */
+export async function deleteByIdIf<T extends Document>(col: Collection<T>, items: { id: T['_id']; cond: Record<string, unknown> }[]): Promise<number> {
+  if (!items.length) return 0;
+  if (!onFerretDb) {
+    const res = await col.bulkWrite(items.map((u) => ({ deleteOne: { filter: { _id: u.id, ...u.cond } as never } })), { ordered: false });
+    return res.deletedCount;
+  }
+  let deleted = 0;
+  for (const u of items) {
+    if (!(await stillMatches(col, u.id, u.cond))) continue;
+    deleted += (await col.deleteOne({ _id: u.id } as never)).deletedCount;
+  }
+  return deleted;
+}
+
+/** FerretDB: whether the document with this id exists and still equals cond (read by `_id`). */
+async function stillMatches<T extends Document>(col: Collection<T>, id: T['_id'], cond: Record<string, unknown>): Promise<boolean> {
+  const doc = await col.findOne({ _id: id } as never);
+  return !!doc && Object.entries(cond).every(([k, v]) => isDeepStrictEqual(doc[k], v));
 }
 
 /**

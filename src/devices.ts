@@ -23,7 +23,7 @@ import type { DeviceIdStruct, Inform, ParameterValueStruct } from '../cwmp/types
 import { dataModelOf, type DataModel } from '../cwmp/device-id';
 import { digestHa1 } from '../cwmp/digest';
 import { BatchWriter } from './batch-writer';
-import { ensureIndexes, findByIds, updateByIdIf } from './db';
+import { deleteByIdIf, ensureIndexes, findByIds, updateByIdIf } from './db';
 import type { Logger } from './logger';
 import { digestOf, type RegistryDigests } from './registry-digests';
 
@@ -513,20 +513,27 @@ export class Devices {
 
   /**
    * Offline detection: marks devices whose periodic inform is overdue (onlineUntil passed) as
-   * offline since it was due, at most `limit` per call; returns their ids. Each mark is
-   * conditional on the onlineUntil read, so an Inform arriving meanwhile wins.
+   * offline since it was due, looking at most `limit` overdue devices per call; returns their ids,
+   * and how many presence documents of deleted devices it dropped. Each mark is conditional on
+   * the onlineUntil read, so an Inform arriving meanwhile wins.
    */
-  async markMissedInforms(now: Date, limit: number): Promise<string[]> {
+  async markMissedInforms(now: Date, limit: number): Promise<{ marked: string[]; dropped: number }> {
     await this.settled();
     const due = await this.presence
       .find({ onlineUntil: { $lte: now }, offline: { $ne: true } }, { projection: { onlineUntil: 1 } })
       .limit(limit)
       .toArray();
+    // A presence without its registry document is what a delete leaves when another process was
+    // storing the device's Inform meanwhile: the device is gone, and so goes its presence (unless
+    // an Inform came since, which registers the device again).
+    const known = new Set((await findByIds(this.col, due.map((d) => d._id), { _id: 1 })).map((d) => d._id));
+    const [missed, orphans] = [due.filter((d) => known.has(d._id)), due.filter((d) => !known.has(d._id))];
+    const dropped = await deleteByIdIf(this.presence, orphans.map((d) => ({ id: d._id, cond: { onlineUntil: d.onlineUntil } })));
     await updateByIdIf(
       this.presence,
-      due.map((d) => ({ id: d._id, cond: { onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } })),
+      missed.map((d) => ({ id: d._id, cond: { onlineUntil: d.onlineUntil }, update: { $set: { offline: true, offlineSince: d.onlineUntil } } })),
     );
-    return due.map((d) => d._id);
+    return { marked: missed.map((d) => d._id), dropped };
   }
 
   /** How many devices are marked offline (missed their periodic inform). */

@@ -99,4 +99,26 @@ describe('device registry: registry and presence documents', function () {
     assert.equal(await devices.count({ online: false, oui: 'OLD' }), 1);
     assert.equal(await devices.offlineCount(), 1);
   });
+
+  it('offline detection drops the presence a delete left behind while another process stored an Inform, and marks the rest', async () => {
+    const RACED = '00AAAA-PC-R2';
+    const r2 = () => parsedInform('R2', [['Device.ManagementServer.PeriodicInformInterval', '600', 'xsd:unsignedInt']]);
+    await devices.recordInform(RACED, r2(), { now: at(0) });
+    await devices.flush();
+    // Another ACS process (its own write-behind buffer, the same digests): the Inform repeats
+    // what is stored, so only its presence is buffered there, and it lands after the delete.
+    const other = new Devices(database.db, 300, log, 10_000, new RegistryDigests(redis));
+    await other.recordInform(RACED, r2(), { now: at(1) });
+    assert.equal(other.backlog, 1, 'presence only');
+    assert.equal(await devices.delete(RACED), true);
+    await other.flush();
+    assert.deepEqual([await devices.col.countDocuments({ _id: RACED }), await devices.presence.countDocuments({ _id: RACED })], [0, 1], 'an orphan presence');
+
+    const { marked, dropped } = await devices.markMissedInforms(at(24 * 60), 100);
+    assert.equal(dropped, 1);
+    assert.equal(await devices.presence.countDocuments({ _id: RACED }), 0, 'the orphan is gone');
+    assert.ok(!marked.includes(RACED));
+    assert.deepEqual(marked, [ID], 'the registered device that missed its inform is marked (OLD-PC-1 already was)');
+    assert.equal((await devices.get(ID))?.offline, true);
+  });
 });
