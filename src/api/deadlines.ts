@@ -11,6 +11,8 @@ import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 
 const deadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
+/** Requests answered 408 → the answer's message. */
+const late = new WeakMap<IncomingMessage, string>();
 
 /** Middleware: the request must have arrived whole within `ms`. */
 export function receiveDeadline(ms: number) {
@@ -23,8 +25,10 @@ export function receiveDeadline(ms: number) {
         req.socket.destroy();
         return;
       }
+      const message = `the request did not arrive whole within ${ms / 1000} s`;
+      late.set(req, message);
       res.setHeader('Connection', 'close');
-      res.status(408).json({ error: { status: 408, message: `the request did not arrive whole within ${ms / 1000} s` } });
+      res.status(408).json({ error: { status: 408, message } });
     }, ms);
     req.once('end', () => clearTimeout(timer));
     deadlines.set(req, timer);
@@ -36,4 +40,12 @@ export function receiveDeadline(ms: number) {
 export function receiveWhileMoving(req: IncomingMessage, idleMs: number): void {
   clearTimeout(deadlines.get(req));
   req.setTimeout(idleMs, () => req.destroy(new Error(`no bytes of the upload for ${idleMs / 1000} s`)));
+}
+
+/**
+ * Why the request was answered 408 while its body was being read, or undefined. A body that
+ * completes in the moment between that answer and the connection's close must not be acted on.
+ */
+export function answeredLate(req: IncomingMessage): string | undefined {
+  return late.get(req);
 }

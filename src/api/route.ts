@@ -59,7 +59,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { redact } from '../audit';
 import { roleAtLeast, type Principal, type Role } from '../operators';
-import { receiveWhileMoving } from './deadlines';
+import { answeredLate, receiveWhileMoving } from './deadlines';
 import type { ApiServices } from './services';
 
 export type Access = Role | 'public';
@@ -250,6 +250,8 @@ export function mount(router: Router, routes: Route[], s: ApiServices): void {
             throw new ApiError(415, 'the request body must be JSON (Content-Type: application/json)');
           }
           await readJson(req, res);
+          const late = answeredLate(req);
+          if (late) throw new ApiError(408, late);
           const raw = hasBody(req) ? (req.body as unknown) : undefined;
           const bad = operatorKey(raw);
           if (bad) throw new ApiError(400, `body field "${bad}": MongoDB operators are not accepted`, bad);
