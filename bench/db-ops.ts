@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MongoClient, type AnyBulkWriteOperation, type Collection, type Document } from 'mongodb';
 import { startFerretDb, type LocalService } from '../tools/local-services';
+import { lateDayRollup } from './late-day';
 import { cpuOf } from './proc';
 
 interface Args {
@@ -82,33 +83,9 @@ function rollupUpdate(i: number, round: number, t: number): Document {
   };
 }
 
-/**
- * A device-day rollup at the end of a day of 15-minute periodic sessions: every one of the 96
- * buckets counted. The update of such a document is what a session costs late in the day (the
- * session benchmark's runs are too short to grow documents like this).
- */
+/** A device-day rollup at the end of its day (bench/late-day.ts), stored before the timed passes. */
 function fullDayRollup(i: number): Doc {
-  const each = (v: number) => Object.fromEntries(Array.from({ length: 96 }, (_, b) => [String(b), v]));
-  return {
-    _id: `${device(i)}|${DAY}`,
-    device: device(i),
-    day: DAY,
-    sessions: 96,
-    connectedMs: 96 * 12,
-    completed: 96,
-    faulted: 0,
-    timedOut: 0,
-    aborted: 0,
-    boots: 0,
-    requestedBoots: 0,
-    periodic: 96,
-    firstContact: new Date(Date.parse(DAY)),
-    lastContact: new Date(Date.parse(DAY) + 86_000_000),
-    qs: each(1),
-    qc: each(12),
-    hd: { '6': 30, '7': 50, '8': 16 },
-    g: '00259E-HG8245-V300R019C10',
-  };
+  return { _id: `${device(i)}|${DAY}`, device: device(i), day: DAY, ...lateDayRollup(DAY), g: '00259E-HG8245-V300R019C10' };
 }
 
 interface Kind {

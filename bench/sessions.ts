@@ -29,6 +29,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
+import { lateDayRollup } from './late-day';
 import { cpuOf, rssOf } from './proc';
 import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService } from '../tools/local-services';
 
@@ -44,15 +45,19 @@ interface Args {
   overload: number;
   register: Register;
   registerTimeout: number;
+  /** Grow every device's rollup of the day to a whole day's buckets before measuring. */
+  lateDay: boolean;
   cpuProf?: string;
 }
 
 const USAGE =
   'usage: npm run bench -- [--devices 1000,10000,100000] [--seconds 15] [--concurrency 64] [--workers 1] [--scale 1,2]\n' +
-  '                        [--overload 1024] [--register periodic|boot|bootstrap] [--register-timeout 900] [--cpu-prof DIR]\n' +
+  '                        [--overload 1024] [--register periodic|boot|bootstrap] [--register-timeout 900] [--late-day] [--cpu-prof DIR]\n' +
   '  --overload F     offer F × the saturation rate to show shedding (0: skip);  --scale ""  skip the worker runs\n' +
   '  --register       how each device first checks in: a periodic Inform (default: a fleet moved from\n' +
-  '                   another ACS), 1 BOOT, or 0 BOOTSTRAP + 1 BOOT (consent read and credentials: slow)';
+  '                   another ACS), 1 BOOT, or 0 BOOTSTRAP + 1 BOOT (consent read and credentials: slow)\n' +
+  '  --late-day       measure with each device\'s rollup of the day as large as at the end of a day of\n' +
+  '                   15-minute sessions (the short runs otherwise see the start of a day)';
 
 function usage(msg?: string): never {
   if (msg) console.error(msg);
@@ -61,7 +66,7 @@ function usage(msg?: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { devices: [1000, 10000, 100000], seconds: 15, concurrency: 64, workers: 1, scale: [1, 2], overload: 2, register: 'periodic', registerTimeout: 900 };
+  const a: Args = { devices: [1000, 10000, 100000], seconds: 15, concurrency: 64, workers: 1, scale: [1, 2], overload: 2, register: 'periodic', registerTimeout: 900, lateDay: false };
   const int = (name: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || v === '' || !Number.isInteger(n) || n < min) usage(`${name} needs an integer ≥ ${min}, got ${v}`);
@@ -103,6 +108,9 @@ function parseArgs(argv: string[]): Args {
       }
       case '--register-timeout':
         a.registerTimeout = int('--register-timeout', val());
+        break;
+      case '--late-day':
+        a.lateDay = true;
         break;
       case '--cpu-prof':
         a.cpuProf = path.resolve(val() ?? usage('--cpu-prof needs a directory'));
@@ -475,6 +483,7 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
   log(`${devices} devices: saturation, ${args.seconds} s at concurrency ${args.concurrency}`);
   const records = () => s.mongo.db(acs.dbName).collection('sessions').countDocuments({ status: 'closed' });
   await drained(s); // registration's records are stored before counting starts
+  if (args.lateDay) await growRollups(s, acs, devices);
   const before = await records();
   const sat = await measured(s, acs, () => runPhase(fleet, args.concurrency, { seconds: args.seconds }));
   // Every completed session must be in the session log once its writes are stored.
@@ -503,6 +512,17 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
     commands,
     rssMb: sat.rssMax / 1048576,
   };
+}
+
+/** --late-day: every device's rollup of today grown to a whole day's buckets (bench/late-day.ts). */
+async function growRollups(s: Services, acs: Server, devices: number): Promise<void> {
+  const day = new Date().toISOString().slice(0, 10);
+  const col = s.mongo.db(acs.dbName).collection<{ _id: string }>('device_daily');
+  const ids = (await col.find({ day }, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+  const t0 = performance.now();
+  const $set = lateDayRollup(day);
+  for (let i = 0; i < ids.length; i += 32) await col.bulkWrite(ids.slice(i, i + 32).map((_id) => ({ updateOne: { filter: { _id }, update: { $set } } })));
+  log(`${devices} devices: grew ${ids.length} rollups of ${day} to a whole day's buckets in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
 
 /** The trivial server's rate with the same fleet shape, concurrency and duration. */
@@ -558,7 +578,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const n of args.devices) rows.push(await benchFleet(s, acs, n, args, tag));
     out.push(
-      `Periodic sessions (Inform → InformResponse → empty POST → 204); ACS with ${args.workers} worker(s); ${args.seconds} s per phase; concurrency ${args.concurrency};`,
+      `Periodic sessions (Inform → InformResponse → empty POST → 204); ACS with ${args.workers} worker(s); ${args.seconds} s per phase; concurrency ${args.concurrency};${args.lateDay ? ' rollups grown to a whole day (--late-day);' : ''}`,
       `ceiling: a trivial Node server answering the same two requests, ${args.workers} worker(s): ${f(top)} sessions/s`,
       table(
         ['devices', 'registered', 'sessions/s (saturation)', '% of ceiling', 'failures', 'half load: sessions/s', 'p50 ms', 'p99 ms', 'ACS CPU ms/session', 'ACS RSS MB', 'DB CPU ms/session', 'Redis CPU ms/session', 'load generator CPU ms/session', 'DB commands/session'],
