@@ -30,6 +30,7 @@ import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
 import { lateDayRollup } from './late-day';
+import { utcDay } from '../src/rollups';
 import { cpuOf, rssOf } from './proc';
 import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService } from '../tools/local-services';
 
@@ -516,7 +517,7 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
 
 /** --late-day: every device's rollup of today grown to a whole day's buckets (bench/late-day.ts). */
 async function growRollups(s: Services, acs: Server, devices: number): Promise<void> {
-  const day = new Date().toISOString().slice(0, 10);
+  const day = utcDay(Date.now());
   const col = s.mongo.db(acs.dbName).collection<{ _id: string }>('device_daily');
   const ids = (await col.find({ day }, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
   const t0 = performance.now();
