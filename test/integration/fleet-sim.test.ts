@@ -193,7 +193,8 @@ describe('npm run demo (smoke)', function () {
     demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => demo!.once('exit', resolve));
-    await until(async () => out, (o) => /admin token/.test(o) || demo!.exitCode !== null, 40_000, 100);
+    // The block of URLs ends with the `try` line; its lines may arrive in separate reads.
+    await until(async () => out, (o) => /^\s*try\s/m.test(o) || demo!.exitCode !== null, 40_000, 100);
     const token = printed('admin token');
     const db = printed('database');
     assert.ok(token && db, out);
