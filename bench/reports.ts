@@ -204,7 +204,7 @@ async function seed(db: Db, a: Args, firstDay: string): Promise<void> {
   }
   console.log(`  registry: ${reg.length} devices (${Math.round(performance.now() - t0)} ms)`);
 
-  const rollups = new Rollups(db, log, 3_600_000, Infinity);
+  const rollups = new Rollups(db, log, 3_600_000, { maxMerged: Infinity });
   // Raw sessions for the first devices in id order (the ones the timings look at).
   const sampleIds = new Set([...devs].sort((x, y) => (x.id < y.id ? -1 : 1)).slice(0, a.sample).map((d) => d.id));
   const states = devs.map(() => ({ upAt: first - 40 * DAY_MS, downUntil: 0 }));
@@ -399,7 +399,7 @@ async function main(): Promise<void> {
       console.log(`  daily finalisation of one day (reads the device rollups of 3 days):  ${Math.round(performance.now() - t)} ms`);
     }
     // Hot path: what add() costs per closed session, and how many writes the merge leaves.
-    const hot = new Rollups(d, log, 3_600_000, Infinity);
+    const hot = new Rollups(d, log, 3_600_000, { maxMerged: Infinity });
     const n = 200_000;
     const t = performance.now();
     const base = Date.now();

@@ -29,7 +29,7 @@ import type { EventStruct } from '../cwmp/types';
 import http from 'node:http';
 import { makeFleet, type SessionEnd, type TestCpe } from '../test/support/cpe';
 import { LeanCpe, type LeanResult } from './lean-cpe';
-import { lateDayRollup } from './late-day';
+import { lateDayFleet, lateDayRollup } from './late-day';
 import { utcDay } from '../src/rollups';
 import { cpuOf, rssOf } from './proc';
 import { childPids, freePort, spawnAcs, startFerretDb, useOrStartRedis, waitForLine, ROOT, type LocalService } from '../tools/local-services';
@@ -515,7 +515,7 @@ async function benchFleet(s: Services, acs: Server, devices: number, args: Args,
   };
 }
 
-/** --late-day: every device's rollup of today grown to a whole day's buckets (bench/late-day.ts). */
+/** --late-day: every device's rollup of today, and the fleet's, grown to a whole day's buckets (bench/late-day.ts). */
 async function growRollups(s: Services, acs: Server, devices: number): Promise<void> {
   const day = utcDay(Date.now());
   const col = s.mongo.db(acs.dbName).collection<{ _id: string }>('device_daily');
@@ -523,7 +523,8 @@ async function growRollups(s: Services, acs: Server, devices: number): Promise<v
   const t0 = performance.now();
   const $set = lateDayRollup(day);
   for (let i = 0; i < ids.length; i += 32) await col.bulkWrite(ids.slice(i, i + 32).map((_id) => ({ updateOne: { filter: { _id }, update: { $set } } })));
-  log(`${devices} devices: grew ${ids.length} rollups of ${day} to a whole day's buckets in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  await s.mongo.db(acs.dbName).collection<{ _id: string }>('fleet_daily').updateOne({ _id: day }, { $set: lateDayFleet(day) }, { upsert: true });
+  log(`${devices} devices: grew ${ids.length} rollups of ${day} and the fleet's to a whole day's buckets in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
 
 /** The trivial server's rate with the same fleet shape, concurrency and duration. */

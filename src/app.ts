@@ -86,7 +86,7 @@ export async function startAcs(config: Config, log: Logger): Promise<Acs> {
   await redis.ping();
 
   const devices = new Devices(database.db, config.informIntervalS, log, config.flushIntervalMs, new RegistryDigests(redis));
-  const rollups = new Rollups(database.db, log, config.flushIntervalMs);
+  const rollups = new Rollups(database.db, log, config.flushIntervalMs, { fleetFlushIntervalMs: config.fleetFlushIntervalMs });
   const sessions = new SessionLog(database.db, log, config.flushIntervalMs, rollups);
   const queue = new RpcQueue(database.db, redis);
   const store = new SessionStore(redis);

@@ -60,6 +60,8 @@ export interface Config {
   maxBodyBytes: number;
   /** How often buffered session records and rollups are written (ms). */
   flushIntervalMs: number;
+  /** How often the fleet-wide rollup documents are written (ms); see src/rollups.ts. */
+  fleetFlushIntervalMs: number;
   /** How often the process registry is checked for dead ACS processes whose open session records need closing (ms). */
   orphanSweepMs: number;
   /** Above this many sessions in progress, new Informs are shed with fault 8005. */
@@ -230,6 +232,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTimeoutMs: int(env, 'ACS_SESSION_TIMEOUT', 30) * 1000,
     maxBodyBytes: int(env, 'ACS_MAX_BODY_BYTES', 4 * 1024 * 1024),
     flushIntervalMs: int(env, 'ACS_FLUSH_INTERVAL_MS', 50),
+    fleetFlushIntervalMs: int(env, 'ACS_FLEET_FLUSH_INTERVAL_MS', 1000),
     orphanSweepMs: Math.max(1000, int(env, 'ACS_ORPHAN_SWEEP_MS', 30_000)),
     maxOpenSessions: int(env, 'ACS_MAX_OPEN_SESSIONS', 5000),
     maxStartingSessions: int(env, 'ACS_MAX_STARTING_SESSIONS', 64),

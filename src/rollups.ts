@@ -206,6 +206,20 @@ interface Acc {
 
 const MAX_MERGED = 2000;
 
+export interface RollupsOptions {
+  /** Distinct device-day documents merged in memory before their write is forced. */
+  maxMerged?: number;
+  /**
+   * How often the fleet documents are written (ms; at least flushIntervalMs). A fleet document
+   * takes every session of the fleet, so by the end of a day it holds thousands of counters, and
+   * FerretDB re-encodes all of them on each update (36 ms of CPU at 40 model/version groups).
+   * Written at every round of the device rollups it took a third of a database core late in the
+   * day; its increments are merged in memory meanwhile, so a longer interval loses nothing but
+   * freshness (and, on a crash, up to that much of the fleet's counters).
+   */
+  fleetFlushIntervalMs?: number;
+}
+
 export class Rollups {
   readonly col: Collection<DailyDoc>;
   readonly fleetCol: Collection<FleetDailyDoc>;
@@ -215,6 +229,7 @@ export class Rollups {
   private devAcc = new Map<string, Acc>();
   private fleetAcc = new Map<string, Acc>();
   private ferret?: Promise<boolean>;
+  private readonly maxMerged: number;
 
   /** Kept for callers of the former BatchWriter: flush() writes everything merged so far. */
   readonly writer: { flush(): Promise<void>; readonly pending: number };
@@ -223,16 +238,18 @@ export class Rollups {
     private readonly db: Db,
     log: Logger,
     flushIntervalMs: number,
-    /** Distinct documents merged in memory before a flush is forced. */
-    private readonly maxMerged = MAX_MERGED,
+    opts: RollupsOptions = {},
   ) {
+    this.maxMerged = opts.maxMerged ?? MAX_MERGED;
     this.col = db.collection<DailyDoc>('device_daily');
     this.fleetCol = db.collection<FleetDailyDoc>('fleet_daily');
     this.finalCol = db.collection<FleetFinalStored>('fleet_final');
     // The writers take what add() merged when they start a write: while one is in progress,
     // later sessions keep merging into the same documents.
     this.devWriter = new BatchWriter(this.col, log, flushIntervalMs, { source: () => Rollups.ops<DailyDoc>(this.take('devAcc')) });
-    this.fleetWriter = new BatchWriter(this.fleetCol, log, flushIntervalMs, { source: () => Rollups.ops<FleetDailyDoc>(this.take('fleetAcc')) });
+    this.fleetWriter = new BatchWriter(this.fleetCol, log, Math.max(flushIntervalMs, opts.fleetFlushIntervalMs ?? flushIntervalMs), {
+      source: () => Rollups.ops<FleetDailyDoc>(this.take('fleetAcc')),
+    });
     const self = this;
     this.writer = {
       flush: () => self.flush(),
@@ -328,7 +345,7 @@ export class Rollups {
       }
       dayStart += DAY_MS;
     } while (dayStart < end);
-    if (this.devAcc.size + this.fleetAcc.size >= this.maxMerged) void this.flush();
+    if (this.devAcc.size >= this.maxMerged) void this.devWriter.flush();
     else {
       this.devWriter.schedule();
       this.fleetWriter.schedule();
