@@ -14,7 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MongoClient, type AnyBulkWriteOperation, type Collection, type Document } from 'mongodb';
 import { startFerretDb, type LocalService } from '../tools/local-services';
-import { lateDayRollup } from './late-day';
+import { lateDayFleet, lateDayRollup } from './late-day';
 import { cpuOf } from './proc';
 
 interface Args {
@@ -83,6 +83,11 @@ function rollupUpdate(i: number, round: number, t: number): Document {
   };
 }
 
+/** A write round's increments to the fleet's rollup (src/rollups.ts merges a round's sessions into one). */
+function fleetUpdate(i: number, t: number): Document {
+  return { $inc: { sessions: 40, connectedMs: 480, 'qs.40': 40, 'qc.40': 480, 'hq.40.7': 40, [`g.00259E-MODEL${i % 40}-V${i % 40}.sessions`]: 40 }, $max: { lastContact: new Date(t) } };
+}
+
 /** A device-day rollup at the end of its day (bench/late-day.ts), stored before the timed passes. */
 function fullDayRollup(i: number): Doc {
   return { _id: `${device(i)}|${DAY}`, device: device(i), day: DAY, ...lateDayRollup(DAY), g: '00259E-HG8245-V300R019C10' };
@@ -91,8 +96,10 @@ function fullDayRollup(i: number): Doc {
 interface Kind {
   name: string;
   collection: string;
-  /** Documents stored before the timed passes. */
+  /** Documents stored before the timed passes (--docs of them, or `one`). */
   seed?: (i: number) => Doc;
+  /** Operations per pass, when not --docs (all on one document: a few dozen say enough). */
+  one?: number;
   /** The operation for document i in round r; null: a read (findOne by _id). */
   op: ((i: number, r: number, t: number) => AnyBulkWriteOperation<Doc>) | null;
 }
@@ -108,6 +115,18 @@ const KINDS: Kind[] = [
     seed: fullDayRollup,
     op: (i, r, t) => ({ updateOne: { filter: { _id: `${device(i)}|${DAY}` }, update: rollupUpdate(i, r, t), upsert: true } }),
   },
+  {
+    name: "update by _id: the fleet's rollup, end of day (40 groups)",
+    collection: 'fleet_daily',
+    seed: () => ({ _id: DAY, day: DAY, ...lateDayFleet(DAY) }),
+    one: 30,
+    op: (i, _r, t) => ({
+      updateOne: {
+        filter: { _id: DAY },
+        update: fleetUpdate(i, t),
+      },
+    }),
+  },
   { name: 'find by _id: presence', collection: 'presence', op: null },
 ];
 
@@ -117,13 +136,14 @@ interface Result {
 }
 
 async function pass(col: Collection<Doc>, kind: Kind, round: number, args: Args, dbPid?: number): Promise<Result> {
+  const n = kind.one ?? args.docs;
   const cpu0 = dbPid ? cpuOf(dbPid) : NaN;
   const t0 = performance.now();
   const t = Date.now();
   if (kind.op) {
-    for (let i = 0; i < args.docs; i += args.batch) {
+    for (let i = 0; i < n; i += args.batch) {
       const ops: AnyBulkWriteOperation<Doc>[] = [];
-      for (let j = i; j < Math.min(args.docs, i + args.batch); j++) ops.push(kind.op(j, round, t));
+      for (let j = i; j < Math.min(n, i + args.batch); j++) ops.push(kind.op(j, round, t));
       await col.bulkWrite(ops, { ordered: true });
     }
   } else {
@@ -136,7 +156,7 @@ async function pass(col: Collection<Doc>, kind: Kind, round: number, args: Args,
     );
   }
   const wall = performance.now() - t0;
-  return { cpuUs: ((dbPid ? cpuOf(dbPid) : NaN) - cpu0) * 1e6 / args.docs, wallUs: (wall * 1000) / args.docs };
+  return { cpuUs: (((dbPid ? cpuOf(dbPid) : NaN) - cpu0) * 1e6) / n, wallUs: (wall * 1000) / n };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -163,7 +183,8 @@ async function main(): Promise<void> {
     const perDoc = new Map<string, number>();
     for (const kind of KINDS) {
       const col = db.collection<Doc>(kind.collection);
-      if (kind.seed) for (let i = 0; i < args.docs; i += 1000) await col.insertMany(Array.from({ length: Math.min(1000, args.docs - i) }, (_, j) => kind.seed!(i + j)));
+      const seeds = kind.one ? 1 : args.docs;
+      if (kind.seed) for (let i = 0; i < seeds; i += 1000) await col.insertMany(Array.from({ length: Math.min(1000, seeds - i) }, (_, j) => kind.seed!(i + j)));
       const results: Result[] = [];
       for (let r = 0; r < args.rounds; r++) results.push(await pass(col, kind, r, args, local?.pid));
       const cpu = median(results.map((x) => x.cpuUs));
@@ -171,7 +192,7 @@ async function main(): Promise<void> {
       rows.push([kind.name, f0(cpu), f0(median(results.map((x) => x.wallUs))), results.map((x) => f0(x.cpuUs)).join(' / ')]);
       log(`${kind.name}: ${f0(cpu)} µs DB CPU per document`);
     }
-    console.log(`\nDatabase cost per document: ${args.docs} documents per pass, bulk commands of ${args.batch}, median of ${args.rounds} passes (${local ? 'local FerretDB' : 'MONGODB_URL: CPU not measured'})`);
+    console.log(`\nDatabase cost per document: ${args.docs} documents per pass (the fleet's rollup: ${KINDS.find((k) => k.one)?.one} updates of it), bulk commands of ${args.batch}, median of ${args.rounds} passes (${local ? 'local FerretDB' : 'MONGODB_URL: CPU not measured'})`);
     console.log('| operation | DB CPU µs/doc | wall µs/doc | DB CPU per pass |');
     console.log('|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
