@@ -212,10 +212,11 @@ export interface RollupsOptions {
   /**
    * How often the fleet documents are written (ms; at least flushIntervalMs). A fleet document
    * takes every session of the fleet, so by the end of a day it holds thousands of counters, and
-   * FerretDB re-encodes all of them on each update (about 30 ms of CPU at 40 model/version groups, bench/db-ops.ts).
-   * Written at every round of the device rollups it took a third of a database core late in the
-   * day; its increments are merged in memory meanwhile, so a longer interval loses nothing but
-   * freshness (and, on a crash, up to that much of the fleet's counters).
+   * FerretDB re-encodes all of them on each update (about 30 ms of CPU at 40 model/version
+   * groups, bench/db-ops.ts), which at every round of the device rollups (50 ms) cost late-day
+   * sessions a few per cent of their database CPU (README, `--late-day`). Its increments are
+   * merged in memory meanwhile, so a longer interval loses nothing but freshness (and, on a
+   * crash, up to that much of the fleet's counters).
    */
   fleetFlushIntervalMs?: number;
 }
