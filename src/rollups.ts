@@ -347,10 +347,8 @@ export class Rollups {
       dayStart += DAY_MS;
     } while (dayStart < end);
     if (this.devAcc.size >= this.maxMerged) void this.devWriter.flush();
-    else {
-      this.devWriter.schedule();
-      this.fleetWriter.schedule();
-    }
+    else this.devWriter.schedule();
+    this.fleetWriter.schedule();
   }
 
   private take(which: 'devAcc' | 'fleetAcc'): Map<string, Acc> {

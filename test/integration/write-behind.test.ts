@@ -192,4 +192,19 @@ describe('write-behind (integration)', function () {
       ],
     );
   });
+
+  it('writes the fleet rollup on its own, longer interval, merging what came meanwhile, also when device rollups are forced out', async () => {
+    const rollups = new Rollups(database.db, log, 20, { maxMerged: 1, fleetFlushIntervalMs: 400 });
+    const day = new Date(Date.UTC(2026, 5, 1, 12));
+    const at = (s: number) => new Date(day.getTime() + s * 1000);
+    const fleet = () => rollups.fleetCol.findOne({ _id: '2026-06-01' });
+    const t0 = Date.now();
+    rollups.add({ device: 'OUI-PC-F1', connectedAt: at(0), disconnectedAt: at(1), outcome: 'completed', events: ['2 PERIODIC'] });
+    rollups.add({ device: 'OUI-PC-F2', connectedAt: at(2), disconnectedAt: at(3), outcome: 'completed', events: ['2 PERIODIC'] });
+    let seen = await fleet();
+    for (; !seen && Date.now() - t0 < 5000; seen = await fleet()) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(Date.now() - t0 >= 400, 'not written before its interval');
+    assert.equal(seen?.sessions, 2, 'both sessions in one write');
+    assert.equal((await rollups.forDevice('OUI-PC-F1', '2026-06-01', '2026-06-01'))[0]?.sessions, 1, 'device rollups written as they were forced out');
+  });
 });
