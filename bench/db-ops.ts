@@ -104,17 +104,21 @@ interface Kind {
   op: ((i: number, r: number, t: number) => AnyBulkWriteOperation<Doc>) | null;
 }
 
+const rollupOp = (i: number, r: number, t: number): AnyBulkWriteOperation<Doc> => ({
+  updateOne: { filter: { _id: `${device(i)}|${DAY}` }, update: rollupUpdate(i, r, t), upsert: true },
+});
+
+const SESSION_INSERT: Kind = { name: 'insert: session record', collection: 'sessions', op: (i, r, t) => ({ insertOne: { document: sessionRecord(i, r, t) } }) };
+const PRESENCE_UPDATE: Kind = { name: 'update by _id: presence', collection: 'presence', op: (i, _r, t) => ({ updateOne: { filter: { _id: device(i) }, update: presenceUpdate(t), upsert: true } }) };
+const ROLLUP_UPDATE: Kind = { name: 'update by _id: device-day rollup', collection: 'device_daily', op: rollupOp };
+const LATE_ROLLUP_UPDATE: Kind = { name: 'update by _id: device-day rollup, end of day', collection: 'device_daily_full', seed: fullDayRollup, op: rollupOp };
+
 const KINDS: Kind[] = [
-  { name: 'insert: session record', collection: 'sessions', op: (i, r, t) => ({ insertOne: { document: sessionRecord(i, r, t) } }) },
+  SESSION_INSERT,
   { name: 'upsert creating: presence', collection: 'presence_new', op: (i, r, t) => ({ updateOne: { filter: { _id: `${r}-${device(i)}` }, update: presenceUpdate(t), upsert: true } }) },
-  { name: 'update by _id: presence', collection: 'presence', op: (i, _r, t) => ({ updateOne: { filter: { _id: device(i) }, update: presenceUpdate(t), upsert: true } }) },
-  { name: 'update by _id: device-day rollup', collection: 'device_daily', op: (i, r, t) => ({ updateOne: { filter: { _id: `${device(i)}|${DAY}` }, update: rollupUpdate(i, r, t), upsert: true } }) },
-  {
-    name: 'update by _id: device-day rollup, end of day',
-    collection: 'device_daily_full',
-    seed: fullDayRollup,
-    op: (i, r, t) => ({ updateOne: { filter: { _id: `${device(i)}|${DAY}` }, update: rollupUpdate(i, r, t), upsert: true } }),
-  },
+  PRESENCE_UPDATE,
+  ROLLUP_UPDATE,
+  LATE_ROLLUP_UPDATE,
   {
     name: "update by _id: the fleet's rollup, end of day (40 groups)",
     collection: 'fleet_daily',
@@ -199,8 +203,9 @@ async function main(): Promise<void> {
     if (local) {
       // A periodic session of a known device stores its record and updates its presence and its
       // device-day rollup (the registry document only when a reported value changed).
-      const early = perDoc.get(KINDS[0].name)! + perDoc.get(KINDS[2].name)! + perDoc.get(KINDS[3].name)!;
-      const late = early - perDoc.get(KINDS[3].name)! + perDoc.get(KINDS[4].name)!;
+      const cost = (k: Kind) => perDoc.get(k.name)!;
+      const early = cost(SESSION_INSERT) + cost(PRESENCE_UPDATE) + cost(ROLLUP_UPDATE);
+      const late = early - cost(ROLLUP_UPDATE) + cost(LATE_ROLLUP_UPDATE);
       console.log(
         `\nA periodic session's writes (1 insert + 2 updates by _id): ${(early / 1000).toFixed(2)} ms of database CPU early in the day, ` +
           `${(late / 1000).toFixed(2)} ms at its end; so at most ${f0(1e6 / early)} to ${f0(1e6 / late)} sessions/s per core the database has.`,
