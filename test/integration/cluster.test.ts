@@ -78,6 +78,8 @@ describe('ACS cluster (integration)', function () {
         return now.length === 2 && !now.includes(workers[0]) ? now : null;
       }, 15_000);
       assert.ok(replaced.includes(workers[1]));
+      // The primary's log line travels through a pipe: it may arrive after the new worker shows.
+      await eventually(() => /ACS worker exited: starting another/.test(acs.output()), 5000).catch(() => undefined);
       assert.match(acs.output(), /ACS worker exited: starting another/);
       const again = await eventually(async () => {
         const r = await fleet[0].session();
